@@ -1,0 +1,56 @@
+# Archipelago: the two commands a newcomer needs are `make lab` and `make test`.
+# Everything else here is a step of those two.
+
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ARCHIPELAGO_CACHE ?= /var/cache/archipelago
+
+.PHONY: setup host-packages lab lab-up lab-down artifacts test lint unit molecule bench clean
+
+# Python tooling in a virtualenv; reinstalled only when requirements.txt changes.
+$(BIN)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# Debian packages the controller needs for the lab (podman, runc, debootstrap, ...).
+host-packages:
+	scripts/setup-host.sh
+
+setup: host-packages $(BIN)/.installed
+
+# The main job: bring the lab up from nothing and run site.yml against it.
+lab: setup lab-up
+	ansible-playbook -i inventories/lab site.yml
+
+lab-up: setup
+	ansible-playbook playbooks/lab.yml
+
+lab-down: setup
+	ansible-playbook playbooks/lab.yml -e lab_state=absent
+
+# Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE).
+artifacts: host-packages
+	scripts/build-artifacts.sh
+
+# Everything CI runs.
+test: setup lint unit molecule
+
+lint: $(BIN)/.installed
+	ruff check .
+	yamllint --strict .
+	ansible-lint
+
+unit: $(BIN)/.installed
+	pytest tests
+
+molecule: setup
+	scripts/molecule-all.sh
+
+bench: $(BIN)/.installed
+	python benchmarks/plan_scale.py
