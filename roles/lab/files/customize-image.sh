@@ -1,0 +1,22 @@
+#!/bin/sh
+# Runs inside the debootstrapped tree (chroot) and turns it into a lab "VM" image.
+# Changing this file changes the image tag, so the image is rebuilt.
+set -eu
+
+# Lab nodes have no DNS and no route off the lab: nothing to resolve with.
+printf '# Lab nodes have no DNS and no route off the lab.\n' > /etc/resolv.conf
+
+# systemd generates a machine-id per container at first boot.
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+
+# No consoles to log in on; nothing in a container waits for udev.
+systemctl mask getty.target console-getty.service systemd-udevd.service systemd-udevd-kernel.socket \
+  systemd-udevd-control.socket systemd-networkd-wait-online.service
+
+# Services the roles enable where they are wanted, not everywhere.
+systemctl disable containerd.service frr.service iperf3.service >/dev/null 2>&1 || true
+
+# Smaller image: package lists are stale at once (no mirror at converge time), docs are unused.
+apt-get clean
+rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/*
