@@ -344,7 +344,7 @@ def _allocate(pool_name: str, family: str, free: FreeSpace, requests: list) -> d
     """requests: (prefixlen, key) pairs. Returns key -> first address. Fails saying how much is missing."""
     bits = BITS[family]
     placed = {}
-    ordered = sorted(requests, key=lambda r: (r[0], r[1]))  # largest blocks first, then by name: deterministic
+    ordered = sorted(requests)  # largest blocks (shortest prefixes) first, then by name: deterministic
     for index, (prefixlen, key) in enumerate(ordered):
         start = free.take(prefixlen)
         if start is None:
