@@ -1,0 +1,153 @@
+"""Safety of the podman lab: no lab packet can leave the machine.
+
+Every podman network named arch-* (the lab's and the molecule scenarios') must be --internal with explicit
+subnets. Every host of the lab inventory must have no default route, in any routing table and either family,
+and no route off the lab: a route's gateway must sit on a lab subnet, and a route's destination must be a lab
+subnet, one of the plan's pools, or loopback/link-local/multicast.
+
+The per-host tests need the lab up (make lab-up); without it they skip and say so, unless
+ARCHIPELAGO_REQUIRE_LAB=1 (CI, after bringing the lab up), which turns the skip into a failure.
+The network test always runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = Path(os.environ.get("ARCHIPELAGO_LAB_INVENTORY", REPO / "inventories" / "lab"))
+REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"
+ENV = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(REPO / "lab" / "containers.conf"))}
+
+# Always on the machine, never a way out: loopback, link-local, multicast.
+ALWAYS_ALLOWED = [ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "fe80::/10", "ff00::/8", "224.0.0.0/4")]
+# Route types that deliver locally or drop: they never send a packet anywhere.
+HARMLESS_TYPES = {"local", "broadcast", "multicast", "anycast", "unreachable", "blackhole", "prohibit", "throw"}
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=ENV).stdout
+
+
+@cache
+def inventory() -> dict:
+    out = subprocess.run(["ansible-inventory", "-i", str(INVENTORY), "--list"], check=True, capture_output=True, text=True, cwd=REPO).stdout
+    return json.loads(out)
+
+
+def lab_hosts() -> dict[str, dict]:
+    return inventory()["_meta"]["hostvars"]
+
+
+def any_hostvars() -> dict:
+    return next(iter(lab_hosts().values()))
+
+
+def lab_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(s) for net in any_hostvars()["lab_networks"] for s in net["subnets"]]
+
+
+def plan_pools() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    pools = any_hostvars().get("network_plan", {}).get("pools", {})
+    return [ipaddress.ip_network(c) for by_family in pools.values() for cidrs in by_family.values() for c in cidrs]
+
+
+def inside(network: ipaddress.IPv4Network | ipaddress.IPv6Network, allowed) -> bool:
+    return any(network.version == a.version and network.subnet_of(a) for a in allowed)
+
+
+def route_problems(routes: list[dict], subnets, allowed_destinations) -> list[str]:
+    """Every route that could send a packet off the lab, as readable strings; [] when the table is safe."""
+    problems = []
+    for route in routes:
+        kind = route.get("type", "unicast")
+        if kind in HARMLESS_TYPES:
+            continue
+        dst = route.get("dst", "")
+        if dst == "default":
+            problems.append(f"default route {route}")
+            continue
+        gateways = [route["gateway"]] if "gateway" in route else [hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop]
+        for gateway in gateways:
+            if not inside(ipaddress.ip_network(gateway), subnets):
+                problems.append(f"gateway off the lab subnets {route}")
+        if not inside(ipaddress.ip_network(dst, strict=False), allowed_destinations):
+            problems.append(f"destination off the lab {route}")
+    return problems
+
+
+def test_route_check_catches_what_it_must():
+    # The checker itself, on tables it must refuse and accept (runs without the lab).
+    subnets = [ipaddress.ip_network("10.210.1.0/24")]
+    allowed = subnets + [ipaddress.ip_network("10.32.0.0/12")] + ALWAYS_ALLOWED
+    assert route_problems([{"dst": "default", "gateway": "10.210.1.1", "dev": "eth0"}], subnets, allowed)
+    assert route_problems([{"dst": "8.8.8.0/24", "dev": "eth0"}], subnets, allowed)
+    assert route_problems([{"dst": "10.32.1.0/24", "gateway": "192.168.1.1", "dev": "eth0"}], subnets, allowed)
+    assert not route_problems(
+        [
+            {"dst": "10.210.1.0/24", "dev": "eth0", "protocol": "kernel"},
+            {"dst": "10.32.1.0/24", "gateway": "10.210.1.21", "dev": "eth0"},
+            {"type": "local", "dst": "10.210.1.11", "dev": "eth0", "table": "local"},
+            {"dst": "fe80::/64", "dev": "eth0"},
+            {"type": "unreachable", "dst": "default"},
+        ],
+        subnets,
+        allowed,
+    )
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+def test_every_arch_network_is_internal_with_explicit_subnets():
+    names = [n for n in podman("network", "ls", "--format", "{{.Name}}").split() if n.startswith("arch-")]
+    for name in names:
+        (net,) = json.loads(podman("network", "inspect", name))
+        assert net["internal"] is True, f"podman network {name} is not --internal"
+        assert net.get("subnets"), f"podman network {name} has no explicit subnets"
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+def test_lab_networks_match_the_inventory():
+    if not running_lab_containers():
+        missing_lab()
+    prefix = any_hostvars()["lab_prefix"]
+    for net in any_hostvars()["lab_networks"]:
+        (found,) = json.loads(podman("network", "inspect", prefix + net["name"]))
+        assert found["internal"] is True
+        assert sorted(ipaddress.ip_network(s["subnet"]) for s in found["subnets"]) == sorted(
+            ipaddress.ip_network(s) for s in net["subnets"]
+        )
+
+
+def running_lab_containers() -> set[str]:
+    if shutil.which("podman") is None:
+        return set()
+    name = any_hostvars().get("lab_name", "lab")
+    return set(podman("ps", "--filter", f"label=archipelago.lab={name}", "--format", "{{.Names}}").split())
+
+
+def missing_lab() -> None:
+    message = f"the lab of {INVENTORY} is not up (make lab-up)"
+    if REQUIRE_LAB:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.mark.parametrize("hostname", sorted(lab_hosts()))
+@pytest.mark.parametrize("family", ["-4", "-6"])
+def test_host_has_no_route_off_the_lab(hostname, family):
+    container = any_hostvars()["lab_prefix"] + hostname
+    if container not in running_lab_containers():
+        missing_lab()
+    routes = json.loads(podman("exec", container, "ip", "-json", family, "route", "show", "table", "all") or "[]")
+    allowed = lab_subnets() + plan_pools() + ALWAYS_ALLOWED
+    assert route_problems(routes, lab_subnets(), allowed) == []
