@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ARTIFACTS_DIR = Path(
-    os.environ.get("ARCHIPELAGO_ARTIFACTS_DIR", "/var/cache/archipelago/artifacts/kubernetes-v1.33.13")
-)
+ARTIFACTS_DIR = Path(os.environ.get("ARCHIPELAGO_ARTIFACTS_DIR", "/var/cache/archipelago/artifacts/kubernetes-v1.33.13"))
 NEEDS_ARTIFACTS = pytest.mark.skipif(
     not (ARTIFACTS_DIR / "VERSIONS").is_file(),
     reason=f"no offline artifacts at {ARTIFACTS_DIR} (make artifacts); converge installed no Kubernetes",
@@ -111,8 +109,6 @@ def test_cni_plugins_are_installed(host):
 
 @NEEDS_ARTIFACTS
 def test_images_are_imported(host):
-    wanted = [
-        line.split()[0] for line in (ARTIFACTS_DIR / "images" / "images.txt").read_text().splitlines() if line.strip()
-    ]
+    wanted = [line.split()[0] for line in (ARTIFACTS_DIR / "images" / "images.txt").read_text().splitlines() if line.strip()]
     present = host.check_output("ctr --namespace k8s.io images list --quiet").splitlines()
     assert sorted(set(wanted) - set(present)) == []
