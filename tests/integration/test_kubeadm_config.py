@@ -1,0 +1,144 @@
+"""The kubeadm configurations the roles render are accepted by the real kubeadm (strict decoding and validation)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago")) / "artifacts" / "kubernetes-v1.33.13"
+KUBEADM = Path(os.environ.get("ARCHIPELAGO_KUBEADM", ARTIFACTS / "bin" / "kubeadm"))
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+pytestmark = pytest.mark.skipif(not KUBEADM.exists(), reason=f"no kubeadm in {ARTIFACTS}: run `make artifacts`")
+
+
+def render(role: str, template: str, variables: dict, dest: Path) -> str:
+    playbook = dest.with_suffix(".playbook.yml")
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars_files": [str(ROOT / "roles" / role / "defaults" / "main.yml")],
+                    "tasks": [
+                        {
+                            "name": "Render",
+                            "ansible.builtin.template": {"src": str(ROOT / "roles" / role / "templates" / template), "dest": str(dest)},
+                            "vars": variables,
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+    return dest.read_text()
+
+
+def validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KUBEADM), "config", "validate", "--config", str(path)], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("pods", "services", "masks", "mode"),
+    [
+        (["10.32.0.0/16"], ["10.96.0.0/22"], [24], "iptables"),
+        (["10.32.0.0/16", "fd10::/56"], ["10.96.0.0/20", "fd20::/116"], [24, 64], "nftables"),
+        (["fd10::/56"], ["fd20::/116"], [64], "ipvs"),
+    ],
+)
+def test_init_configuration_is_valid(tmp_path, pods, services, masks, mode):
+    variables = {
+        "kubeadm_control_plane_pod_subnets": pods,
+        "kubeadm_control_plane_service_subnets": services,
+        "kubeadm_control_plane_node_cidr_mask_sizes": masks,
+        "kubeadm_control_plane_advertise_address": "10.210.1.11",
+        "kubeadm_control_plane_node_ips": ["10.210.1.11"],
+        "kubeadm_control_plane_kube_proxy_mode": mode,
+        "kubeadm_control_plane_kubelet_extra_config": {"failSwapOn": False, "evictionHard": {"nodefs.available": "0%"}},
+        "kubeadm_control_plane_kube_proxy_extra_config": {"conntrack": {"maxPerCore": 0}},
+    }
+    config = tmp_path / "init.yaml"
+    text = render("kubeadm_control_plane", "kubeadm-init.yaml.j2", variables, config)
+    result = validate(config)
+    assert result.returncode == 0, result.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+    assert docs["ClusterConfiguration"]["networking"]["podSubnet"] == ",".join(pods)
+    assert docs["KubeProxyConfiguration"]["mode"] == mode
+    masks_args = {a["name"]: a["value"] for a in docs["ClusterConfiguration"]["controllerManager"]["extraArgs"]}
+    assert sorted(masks_args.values()) == sorted(str(m) for m in masks)
+
+
+def test_a_typo_in_extra_config_is_caught_by_kubeadm(tmp_path):
+    config = tmp_path / "init.yaml"
+    render(
+        "kubeadm_control_plane",
+        "kubeadm-init.yaml.j2",
+        {
+            "kubeadm_control_plane_pod_subnets": ["10.32.0.0/16"],
+            "kubeadm_control_plane_service_subnets": ["10.96.0.0/22"],
+            "kubeadm_control_plane_node_cidr_mask_sizes": [24],
+            "kubeadm_control_plane_advertise_address": "10.210.1.11",
+            "kubeadm_control_plane_kube_proxy_extra_config": {"conntrak": {"maxPerCore": 0}},
+        },
+        config,
+    )
+    result = validate(config)
+    assert result.returncode != 0 and "conntrak" in result.stderr
+
+
+@pytest.mark.parametrize("control_plane", [False, True])
+def test_join_configuration_is_valid(tmp_path, control_plane):
+    variables = {
+        "kubeadm_node_join_command": {
+            "stdout": "kubeadm join 10.210.1.11:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:" + "0" * 64
+        },
+        "kubeadm_node_upload_certs": {"stdout_lines": ["[upload-certs] Using certificate key:", "1" * 64]},
+        "kubeadm_node_control_plane": control_plane,
+        "kubeadm_node_advertise_address": "10.210.1.12",
+        "kubeadm_node_node_ips": ["10.210.1.12"],
+    }
+    config = tmp_path / "join.yaml"
+    text = render("kubeadm_node", "kubeadm-join.yaml.j2", variables, config)
+    result = validate(config)
+    assert result.returncode == 0, result.stderr
+    join = yaml.safe_load(text)
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.210.1.11:6443"
+    assert ("controlPlane" in join) == control_plane
+
+
+def test_flannel_manifest_carries_the_plan(tmp_path):
+    network = {
+        "EnableIPv4": True,
+        "EnableIPv6": True,
+        "Network": "10.32.0.0/16",
+        "SubnetLen": 24,
+        "IPv6Network": "fd10::/56",
+        "IPv6SubnetLen": 64,
+    }
+    text = render(
+        "cni_flannel",
+        "kube-flannel.yml.j2",
+        {"cni_flannel_network": network, "cni_flannel_ip_masq": False, "cni_flannel_iface": "eth0", "cni_flannel_vxlan_mtu": 1400},
+        tmp_path / "flannel.yml",
+    )
+    docs = {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+    net_conf = json.loads(docs["ConfigMap"]["data"]["net-conf.json"])
+    assert {k: net_conf[k] for k in network} == network
+    assert net_conf["Backend"] == {"Type": "vxlan", "VNI": 1, "Port": 8472, "DirectRouting": False, "MTU": 1400}
+    args = docs["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--ip-masq=false" in args and "--iface=eth0" in args
