@@ -20,7 +20,7 @@ set -euo pipefail
 # Versions (override any of them from the environment)
 # ---------------------------------------------------------------------------------------------
 KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.33.13}   # newest v1.33 patch on the Go proxy
-ETCD_VERSION=${ETCD_VERSION:-v3.5.21}                # what kubeadm v1.33 lists (etcd:3.5.21-0)
+ETCD_VERSION=${ETCD_VERSION:-v3.5.24}                # what kubeadm v1.33.13 lists (etcd:3.5.24-0)
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.0}          # what kubeadm v1.33 lists
 PAUSE_VERSION=${PAUSE_VERSION:-3.10}                 # the pause tag kubeadm v1.33 lists
 FLANNEL_VERSION=${FLANNEL_VERSION:-v0.26.7}          # newest flannel the proxy serves with a checksum
@@ -123,6 +123,8 @@ command -v podman >/dev/null || die "podman not found (apt-get install podman ru
 missing=()
 command -v catatonit >/dev/null || missing+=(catatonit)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)      # flanneld needs cgo, see below
+command -v file >/dev/null || missing+=(file)
 if ((${#missing[@]})); then
     log "installing ${missing[*]} (apt)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
@@ -208,10 +210,15 @@ GOBIN=$STAGE goinstall -ldflags "-s -w -X github.com/coredns/coredns/coremain.Gi
     "github.com/coredns/coredns@$COREDNS_VERSION"
 step_done
 
+# flanneld is the one cgo binary: on amd64 its main package imports the UDP backend, which is
+# C (pkg/backend/udp/proxy_amd64.c) and does not compile with CGO_ENABLED=0. Like upstream's
+# Makefile, build it with cgo and link it statically (netgo/osusergo: no glibc NSS at run time).
 step "flanneld $FLANNEL_VERSION"
-GOBIN=$STAGE goinstall -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+CGO_ENABLED=1 GOBIN=$STAGE goinstall -tags netgo,osusergo \
+    -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION -extldflags -static" \
     "github.com/flannel-io/flannel@$FLANNEL_VERSION"
 mv "$STAGE/flannel" "$STAGE/flanneld"
+file "$STAGE/flanneld" | grep -q 'statically linked' || die "flanneld is not statically linked"
 step_done
 
 step "cni plugins $CNI_PLUGINS_VERSION"
@@ -222,7 +229,12 @@ GOBIN=$WORK/cni/bin goinstall \
 step_done
 
 step "flannel cni plugin $FLANNEL_CNI_PLUGIN_VERSION"
-GOBIN=$WORK/cni/bin goinstall -ldflags "-s -w" "$FLANNEL_CNI_PLUGIN_PACKAGE@$FLANNEL_CNI_PLUGIN_VERSION"
+flannel_cni_ldflags="-s -w"
+case $FLANNEL_CNI_PLUGIN_PACKAGE in
+    github.com/containernetworking/plugins/*)
+        flannel_cni_ldflags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$FLANNEL_CNI_PLUGIN_VERSION" ;;
+esac
+GOBIN=$WORK/cni/bin goinstall -ldflags "$flannel_cni_ldflags" "$FLANNEL_CNI_PLUGIN_PACKAGE@$FLANNEL_CNI_PLUGIN_VERSION"
 [[ -x $WORK/cni/bin/flannel ]] || die "$FLANNEL_CNI_PLUGIN_PACKAGE did not produce a 'flannel' binary"
 step_done
 
@@ -230,7 +242,9 @@ step_done
 # Debian base image for kube-proxy and flannel, cached by a hash of what goes into it
 # ---------------------------------------------------------------------------------------------
 step "netbase image"
-netbase_key=$(printf '%s\n' "$NETBASE_SUITE" "$NETBASE_MIRROR" "$NETBASE_PACKAGES" minbase | sha256sum | cut -c1-12)
+NETBASE_RECIPE=2                                     # bump when the steps below change
+netbase_key=$(printf '%s\n' "$NETBASE_RECIPE" "$NETBASE_SUITE" "$NETBASE_MIRROR" "$NETBASE_PACKAGES" minbase |
+    sha256sum | cut -c1-12)
 NETBASE=localhost/archipelago-netbase:$netbase_key
 if podman image exists "$NETBASE"; then
     log "    $NETBASE exists"
@@ -241,7 +255,9 @@ else
     debootstrap --variant=minbase --include="$NETBASE_PACKAGES" "$NETBASE_SUITE" "$rootfs" "$NETBASE_MIRROR" \
         >"$ARCHIPELAGO_CACHE/netbase-debootstrap.log" 2>&1 ||
         die "debootstrap failed, see $ARCHIPELAGO_CACHE/netbase-debootstrap.log"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # Drop what a container never reads: package caches, docs, man pages, translations.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+        "$rootfs"/usr/share/{doc,man,info,locale}/*
     tar -C "$rootfs" -c . | podman import -q - "$NETBASE" >/dev/null
     rm -rf "$rootfs"
     log "    imported $NETBASE"
@@ -284,8 +300,8 @@ step_done
 # Checksums, the stamp (last), and the rename that makes the directory visible
 # ---------------------------------------------------------------------------------------------
 step "checksums and stamp"
-(cd "$WORK" && find . -type f ! -name SHA256SUMS ! -name VERSIONS -printf '%P\n' | LC_ALL=C sort |
-    xargs sha256sum >SHA256SUMS)
+sums=$(cd "$WORK" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs sha256sum)
+printf '%s\n' "$sums" >"$WORK/SHA256SUMS"
 printf '%s\n' "$WANTED_VERSIONS" >"$WORK/VERSIONS"
 if [[ -e $ARTIFACTS_DIR ]]; then
     mv "$ARTIFACTS_DIR" "$ARTIFACTS_DIR.old.$$"
