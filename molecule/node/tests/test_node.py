@@ -89,8 +89,8 @@ def test_kubernetes_binary_is_installed(host, binary):
     versions = (ARTIFACTS_DIR / "VERSIONS").read_text().splitlines()
     version = next(line.split("=", 1)[1] for line in versions if line.startswith("kubernetes="))
     assert host.file(f"/usr/local/bin/{binary}").mode == 0o755
-    flag = "--client" if binary == "kubectl" else ""
-    assert version in host.check_output(f"/usr/local/bin/{binary} version {flag}")
+    command = {"kubeadm": "version -o short", "kubelet": "--version", "kubectl": "version --client"}[binary]
+    assert version in host.check_output(f"/usr/local/bin/{binary} {command}")
 
 
 @NEEDS_ARTIFACTS
