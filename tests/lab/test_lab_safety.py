@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 INVENTORY = Path(os.environ.get("ARCHIPELAGO_LAB_INVENTORY", REPO / "inventories" / "lab"))
 REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"
 ENV = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(REPO / "lab" / "containers.conf"))}
+
+# The venv's ansible-inventory when pytest runs from the venv, else the one on PATH.
+_VENV_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
+ANSIBLE_INVENTORY = str(_VENV_INVENTORY) if _VENV_INVENTORY.exists() else "ansible-inventory"
 
 # Always on the machine, never a way out: loopback, link-local, multicast.
 ALWAYS_ALLOWED = [ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "fe80::/10", "ff00::/8", "224.0.0.0/4")]
