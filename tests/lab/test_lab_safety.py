@@ -46,7 +46,7 @@ def podman(*args: str) -> str:
 
 @cache
 def inventory() -> dict:
-    out = subprocess.run(["ansible-inventory", "-i", str(INVENTORY), "--list"], check=True, capture_output=True, text=True, cwd=REPO).stdout
+    out = subprocess.run([ANSIBLE_INVENTORY, "-i", str(INVENTORY), "--list"], check=True, capture_output=True, text=True, cwd=REPO).stdout
     return json.loads(out)
 
 
