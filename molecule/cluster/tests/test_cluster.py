@@ -44,7 +44,7 @@ def exec_in(cp, pod, command, container=None):
 @pytest.fixture(scope="module")
 def plan():
     """The plan this run wrote beside molecule's inventory."""
-    lock = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory" / "network-plan.lock.yml"
+    lock = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "network-plan.lock.yml"
     return yaml.safe_load(lock.read_text())["clusters"]["alpha"]
 
 
