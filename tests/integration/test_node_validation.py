@@ -1,0 +1,63 @@
+"""Integration: the node role refuses bad input with a clear message before it changes anything.
+
+The role runs against localhost in check mode (nothing on this machine can change even if a check let bad input
+through), and each case must fail at validation: failed=1, changed=0, and a message naming the bad value and a fix.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+PLAYBOOK = """
+- name: Apply the node role to the controller, in check mode
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: node
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"node_package_source": "ftp"}, r"node_package_source must be one of: online, offline, got: ftp"),
+        ({"node_cgroup_driver": "cgroupv3"}, r"node_cgroup_driver must be one of: systemd, cgroupfs, got: cgroupv3"),
+        ({"node_ip_families": ["ipv5"]}, r"node_ip_families must be one or more of: ipv4, ipv6. Got no match for: ipv5"),
+        (
+            {"node_package_source": "offline", "node_artifacts_dir": "/nonexistent/artifacts"},
+            r"node_artifacts_dir '/nonexistent/artifacts' on the controller does not exist\.\s+Build it with `make artifacts`",
+        ),
+    ],
+)
+def test_bad_input_fails_before_any_change(tmp_path, extra_vars, message):
+    playbook = tmp_path / "node.yml"
+    playbook.write_text(PLAYBOOK)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "--check", "-e", json.dumps(extra_vars), str(playbook)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", output), output
+    assert re.search(message, output), output
