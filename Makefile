@@ -25,7 +25,7 @@ host-packages:
 setup: host-packages $(BIN)/.installed
 
 # The main job: bring the lab up from nothing and run site.yml against it.
-lab: setup lab-up
+lab: setup artifacts lab-up
 	ansible-playbook -i inventories/lab site.yml
 
 lab-up: setup
@@ -38,8 +38,9 @@ lab-down: setup
 artifacts: host-packages
 	scripts/build-artifacts.sh
 
-# Everything CI runs.
-test: setup lint unit molecule
+# Everything CI runs. The lab is brought up (and left up) so the lab safety tests run against it.
+test: export ARCHIPELAGO_REQUIRE_LAB = 1
+test: setup artifacts lint lab-up unit molecule
 
 lint: $(BIN)/.installed
 	ruff check .

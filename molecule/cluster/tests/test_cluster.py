@@ -84,6 +84,14 @@ def test_live_ranges_are_the_plans(cp, plan):
     assert kubectl(cp, "-n kube-system get service kube-dns -o jsonpath={.spec.clusterIP}") == plan["dns_service_ips"][0]
 
 
+def test_kube_proxy_runs_in_nftables_mode(cp):
+    config = yaml.safe_load(kubectl(cp, "-n kube-system get configmap kube-proxy -o 'jsonpath={.data.config\\.conf}'"))
+    assert config["mode"] == "nftables"
+    for name in ("cp1", "w1", "w2"):
+        table = lab_host(name).run("nft list table ip kube-proxy")
+        assert table.rc == 0 and "services" in table.stdout, name
+
+
 def test_containers_of_one_pod_talk_over_localhost(cp, workloads):
     result = exec_in(cp, "duo", "curl -s --max-time 5 http://127.0.0.1:8080/", container="client")
     assert result.rc == 0 and result.stdout.strip() == "duo-localhost-ok"
