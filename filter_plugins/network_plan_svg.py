@@ -43,7 +43,10 @@ _value:
 """
 
 FILTER = "network_plan_svg"
-WIDTH, LABEL, ROW, BAR = 960, 190, 34, 20
+WIDTH = 960  # the whole drawing, in pixels
+LABEL = 190  # left margin for each bar's label
+ROW = 34  # vertical distance between bars
+BAR = 20  # height of a bar
 FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
 
 

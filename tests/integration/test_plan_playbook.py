@@ -127,3 +127,18 @@ def test_host_outside_planned_clusters_is_refused(tmp_path):
     result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
     assert result.returncode != 0
     assert "Gateway west-gw has gateway_cluster east, which is not a cluster of network_plan.clusters" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg"])
+def test_filters_are_documented_for_ansible_doc(name):
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK.with_name("ansible-doc")), "-t", "filter", name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"FILTER {name}" in result.stdout and "WARNING" not in result.stderr
