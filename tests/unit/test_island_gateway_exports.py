@@ -1,0 +1,97 @@
+"""The island_gateway role's address filter: egress, VIP assignment and stability, and every input error."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "island_gateway" / "filter_plugins"))
+
+from island_gateway_exports import island_gateway_exports  # noqa: E402
+
+GLOBAL = ["100.64.0.16/28"]
+NODES = ["10.0.2.11", "10.0.2.12"]
+
+
+def export(name, port=8080, vip=None, **target):
+    item = {"name": name, "protocol": "tcp", "port": port, **(target or {"node_port": 30080})}
+    return item if vip is None else {**item, "vip": vip}
+
+
+def vips(result):
+    return {e["name"]: e["vip"] for e in result["exports"]}
+
+
+def test_egress_is_first_usable_and_vips_follow():
+    result = island_gateway_exports([export("a"), export("b", 9090)], GLOBAL, nodes=NODES)
+    assert result["egress"] == ["100.64.0.17"]
+    assert vips(result) == {"a": "100.64.0.18", "b": "100.64.0.19"}
+    assert result["lock"] == {"a": "100.64.0.18", "b": "100.64.0.19"}
+
+
+def test_node_port_backends_are_every_node_round_robin():
+    result = island_gateway_exports([export("a")], GLOBAL, nodes=NODES)
+    assert result["buckets"] == 2
+    assert [(e["bucket"], e["address"], e["target_port"]) for e in result["elements"]] == [
+        (0, "10.0.2.11", 30080), (1, "10.0.2.12", 30080)]
+
+
+def test_buckets_fit_every_backend_count():
+    explicit = {"backends": [{"address": f"10.0.2.{i}", "port": 80} for i in (1, 2, 3)]}
+    result = island_gateway_exports([export("a"), export("b", 81, **explicit)], GLOBAL, nodes=NODES)
+    assert result["buckets"] == 6
+    b = [e["address"] for e in result["elements"] if e["name"] == "b"]
+    assert sorted(b) == ["10.0.2.1", "10.0.2.1", "10.0.2.2", "10.0.2.2", "10.0.2.3", "10.0.2.3"]
+
+
+def test_adding_an_export_anywhere_never_moves_a_vip():
+    first = island_gateway_exports([export("m"), export("z", 81)], GLOBAL, nodes=NODES)
+    added = island_gateway_exports([export("a", 82), export("m"), export("z", 81)], GLOBAL, nodes=NODES, lock=first["lock"])
+    assert {k: v for k, v in vips(added).items() if k != "a"} == vips(first)
+    assert vips(added)["a"] not in vips(first).values()
+
+
+def test_removed_export_frees_its_vip_and_others_stay():
+    first = island_gateway_exports([export("a"), export("b", 81), export("c", 82)], GLOBAL, nodes=NODES)
+    second = island_gateway_exports([export("a"), export("c", 82)], GLOBAL, nodes=NODES, lock=first["lock"])
+    assert vips(second) == {"a": vips(first)["a"], "c": vips(first)["c"]}
+    third = island_gateway_exports([export("a"), export("c", 82), export("d", 83)], GLOBAL, nodes=NODES, lock=second["lock"])
+    assert vips(third)["d"] == vips(first)["b"]
+
+
+def test_fixed_vip_is_kept_and_may_be_shared_across_ports():
+    result = island_gateway_exports([export("a", vip="100.64.0.30"), export("b", 81, vip="100.64.0.30"), export("c", 82)],
+                                    GLOBAL, nodes=NODES)
+    assert vips(result) == {"a": "100.64.0.30", "b": "100.64.0.30", "c": "100.64.0.18"}
+    assert result["lock"] == {"c": "100.64.0.18"}
+
+
+@pytest.mark.parametrize(
+    ("exports", "kwargs", "message"),
+    [
+        ([export("a", vip="100.64.1.5")], {}, r"vip 100\.64\.1\.5, outside the cluster's global range 100\.64\.0\.16/28"),
+        ([export("a", vip="100.64.0.17")], {}, r"vip 100\.64\.0\.17, which is an egress address"),
+        ([export("a", vip="100.64.0.20"), export("b", vip="100.64.0.20")], {}, r"exports a and b both use 100\.64\.0\.20:8080/tcp"),
+        ([export("a", node_port=8080)], {}, r"node_port 8080, outside the NodePort range 30000-32767"),
+        ([export("a", node_port=32768)], {}, r"node_port 32768, outside the NodePort range"),
+        ([export("a"), export("a", 81)], {}, r"two exports are named 'a'"),
+        ([export("A")], {}, r"name 'A'; use a DNS label"),
+        ([{"name": "a", "protocol": "sctp", "port": 1, "node_port": 30000}], {}, r"protocol 'sctp'"),
+        ([{"name": "a", "port": 1}], {}, r"exactly one target"),
+        ([export("a", port=0)], {}, r"port is 0"),
+        ([export("a", backends=[{"address": "nope", "port": 1}])], {}, r"backend address is 'nope'"),
+        ([export("a")], {"nodes": []}, r"no node addresses"),
+        ([export(f"e{i}", 8000 + i) for i in range(14)], {}, r"export e13 gets no VIP: the global range 100\.64\.0\.16/28 is full"),
+        ([export("a", vip="100.64.0.18"), export("b", 81)], {"lock": {"b": "100.64.0.18"}}, r"export a asks for vip 100\.64\.0\.18, which export b"),
+    ],
+)
+def test_bad_input_names_the_value_and_the_fix(exports, kwargs, message):
+    kwargs = {"nodes": NODES, **kwargs}
+    with pytest.raises(AnsibleFilterError, match=message):
+        island_gateway_exports(exports, GLOBAL, **kwargs)
+
+
+def test_no_ipv4_global_range_is_an_error():
+    with pytest.raises(AnsibleFilterError, match=r"hold no IPv4 range"):
+        island_gateway_exports([], ["fd00:64::/124"])
