@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "island_gateway" / "filter_plugins"))
 
-from island_gateway_exports import island_gateway_exports  # noqa: E402
+from island_gateway_exports import island_gateway_exports
 
 GLOBAL = ["100.64.0.16/28"]
 NODES = ["10.0.2.11", "10.0.2.12"]
@@ -83,7 +83,8 @@ def test_fixed_vip_is_kept_and_may_be_shared_across_ports():
         ([export("a", backends=[{"address": "nope", "port": 1}])], {}, r"backend address is 'nope'"),
         ([export("a")], {"nodes": []}, r"no node addresses"),
         ([export(f"e{i}", 8000 + i) for i in range(14)], {}, r"export e13 gets no VIP: the global range 100\.64\.0\.16/28 is full"),
-        ([export("a", vip="100.64.0.18"), export("b", 81)], {"lock": {"b": "100.64.0.18"}}, r"export a asks for vip 100\.64\.0\.18, which export b"),
+        ([export("a", vip="100.64.0.18"), export("b", 81)], {"lock": {"b": "100.64.0.18"}},
+         r"export a asks for vip 100\.64\.0\.18, which export b"),
     ],
 )
 def test_bad_input_names_the_value_and_the_fix(exports, kwargs, message):

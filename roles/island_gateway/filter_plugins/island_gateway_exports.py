@@ -107,7 +107,8 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
     ranges = [netaddr.IPNetwork(str(c)) for c in global_cidrs or []]
     ranges = [r for r in ranges if r.version == 4]
     if not ranges:
-        _fail(f"the cluster's global ranges {list(global_cidrs or [])} hold no IPv4 range; the plan gives island clusters one (pools.global.ipv4).")
+        _fail(f"the cluster's global ranges {list(global_cidrs or [])} hold no IPv4 range; "
+              "the plan gives island clusters one (pools.global.ipv4).")
     usable = [str(a) for r in ranges for a in (r[1:-1] if r.size > 2 else r)]
     egress_count = int(egress_count)
     if not 1 <= egress_count < len(usable):
@@ -134,7 +135,8 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
             _fail(f"export {name} has protocol {protocol!r}; the choices are tcp and udp.")
         port = _port(export.get("port"), f"export {name}'s port")
         if ("node_port" in export) == ("backends" in export):
-            _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node) or backends (a list of address and port).")
+            _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node) "
+                  "or backends (a list of address and port).")
         if "node_port" in export:
             node_port = export["node_port"]
             try:
@@ -143,9 +145,11 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
                 in_nodeport_range = False
             if not in_nodeport_range:
                 _fail(f"export {name} targets node_port {node_port!r}, outside the NodePort range {low}-{high}. "
-                      f"Use the Service's nodePort (kubectl get service -o jsonpath='{{.spec.ports[*].nodePort}}'), or list explicit backends.")
+                      "Use the Service's nodePort (kubectl get service -o jsonpath='{.spec.ports[*].nodePort}'), "
+                      "or list explicit backends.")
             if not nodes:
-                _fail(f"export {name} targets node_port {node_port}, but the cluster has no node addresses; hand them over as island_gateway_nodes.")
+                _fail(f"export {name} targets node_port {node_port}, but the cluster has no node addresses; "
+                      "hand them over as island_gateway_nodes.")
             backends = [(n, int(node_port)) for n in nodes]
         else:
             given = export["backends"]
@@ -189,7 +193,8 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
             export["vip"] = next(free, None)
             if export["vip"] is None:
                 _fail(f"export {export['name']} gets no VIP: the global range {', '.join(map(str, ranges))} is full "
-                      f"({len(usable)} usable addresses, {egress_count} for egress). Share a fixed vip across ports, or raise global_addresses in the plan.")
+                      f"({len(usable)} usable addresses, {egress_count} for egress). "
+                      "Share a fixed vip across ports, or raise global_addresses in the plan.")
 
     seen = {}
     for export in checked:

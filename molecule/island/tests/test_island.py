@@ -1,0 +1,346 @@
+"""Island mode end to end: two clusters with identical ranges, a gateway each, an external host on transit.
+
+Every traffic check starts in a real pod (or on the external host), crosses the real gateways and is answered by a
+real server that reports the client address it saw. Every probe is bounded (connect and idle timeouts, and `timeout`
+around them) and aims only at this scenario's lab addresses. The tests run in file order: the transit capture spans
+the traffic tests and is checked before any test probes forbidden destinations on purpose.
+"""
+
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+PREFIX = "arch-mol-island-"
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+NS = "archipelago-test"
+SCENARIO = Path(__file__).resolve().parents[1]
+REPO = SCENARIO.parents[1]
+WORKLOADS = Path(__file__).with_name("workloads.yml")
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""))
+NODE = {"alpha": "10.223.1.11", "beta": "10.223.2.11"}
+NODE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.223.1.0/24", "10.223.2.0/24")]
+EXT = "10.223.0.100"
+GATEWAY_TRANSIT = {"alpha": "10.223.0.11", "beta": "10.223.0.12"}
+CAPTURES = {"alpha-gw": "eth1", "beta-gw": "eth1", "ext1": "eth0"}
+RULES = "/etc/archipelago/gateway/gateway.nft"
+UNIT = "archipelago-gateway"
+
+
+def lab_host(name):
+    return testinfra.get_host(f"podman://{PREFIX}{name}")
+
+
+def kubectl(cluster, args):
+    result = lab_host(f"{cluster}-cp1").run(f"{KUBECTL} {args}")
+    assert result.rc == 0, f"kubectl {args} in {cluster}: {result.stderr}"
+    return result.stdout
+
+
+def in_pod(cluster, pod, command):
+    return lab_host(f"{cluster}-cp1").run(f"{KUBECTL} -n {NS} exec {pod} -- sh -c {json.dumps(command)}")
+
+
+def ask(address, port, timeout=3):
+    """A bounded TCP request with socat: prints what the server answers (its view of the client's address)."""
+    return f"timeout {timeout + 3} socat -T{timeout} - TCP:{address}:{port},connect-timeout={timeout} </dev/null"
+
+
+def in_any(address, networks):
+    return any(ipaddress.ip_address(address) in n for n in networks)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return yaml.safe_load((EPHEMERAL / "network-plan.lock.yml").read_text())["clusters"]
+
+
+def vip_lock(cluster):
+    return yaml.safe_load((EPHEMERAL / f"network-plan.gateway-{cluster}.lock.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def gw():
+    """Egress address and the whoami VIP of each cluster, from the controller's lock."""
+    return {c: {"egress": vip_lock(c)["egress"][0], "vip": vip_lock(c)["vips"]["whoami"]} for c in ("alpha", "beta")}
+
+
+@pytest.fixture(scope="module")
+def inside(plan):
+    """Every pod and service range of both clusters, and the node networks: none may be seen on transit."""
+    ranges = {n for c in plan.values() for n in c["pod_cidrs"] + c["service_cidrs"]}
+    return [ipaddress.ip_network(n) for n in sorted(ranges)] + NODE_NETWORKS
+
+
+@pytest.fixture(scope="module")
+def workloads():
+    for cluster in ("alpha", "beta"):
+        cp = lab_host(f"{cluster}-cp1")
+        cp.run(f"mkdir -p /root/tests && cat > /root/tests/workloads.yml <<'EOF'\n{WORKLOADS.read_text()}\nEOF")
+        kubectl(cluster, "apply -f /root/tests/workloads.yml")
+    for cluster in ("alpha", "beta"):
+        kubectl(cluster, f"-n {NS} wait --for=condition=Ready pod --all --timeout=180s")
+    return {c: {p["metadata"]["name"]: p for p in json.loads(kubectl(c, f"-n {NS} get pods -o json"))["items"]} for c in ("alpha", "beta")}
+
+
+@pytest.fixture(scope="module")
+def capture(workloads):
+    """tcpdump on both gateways' transit interfaces and on the external host, bounded in packets and time."""
+    for name, iface in CAPTURES.items():
+        host = lab_host(name)
+        host.run("rm -f /tmp/transit.pcap /tmp/transit.pid")
+        host.run(f"timeout 600 tcpdump -i {iface} -n -c 20000 -w /tmp/transit.pcap >/dev/null 2>&1 & echo $! > /tmp/transit.pid")
+    time.sleep(2)
+    yield
+    stop_capture()
+
+
+def stop_capture():
+    for name in CAPTURES:
+        lab_host(name).run("test -s /tmp/transit.pid && kill $(cat /tmp/transit.pid); rm -f /tmp/transit.pid")
+
+
+@pytest.fixture(scope="module")
+def ext_server():
+    """A server on the external host that answers with the client address it sees (bounded to 10 minutes)."""
+    ext = lab_host("ext1")
+    ext.run("systemctl stop island-test-echo 2>/dev/null; systemctl reset-failed island-test-echo 2>/dev/null")
+    started = ext.run("systemd-run --unit=island-test-echo timeout 600 socat TCP-LISTEN:9000,fork,reuseaddr 'SYSTEM:echo $SOCAT_PEERADDR'")
+    assert started.rc == 0, started.stderr
+    time.sleep(1)
+    yield 9000
+    ext.run("systemctl stop island-test-echo")
+
+
+def test_clusters_share_pod_and_service_ranges(plan):
+    alpha, beta = plan["alpha"], plan["beta"]
+    assert alpha["pod_cidrs"] == beta["pod_cidrs"] and alpha["service_cidrs"] == beta["service_cidrs"]
+    assert alpha["global_cidrs"] != beta["global_cidrs"]
+    for cluster in ("alpha", "beta"):
+        manifests = lab_host(f"{cluster}-cp1").file("/etc/kubernetes/manifests/kube-controller-manager.yaml").content_string
+        assert f"--cluster-cidr={alpha['pod_cidrs'][0]}" in manifests, cluster
+        apiserver = lab_host(f"{cluster}-cp1").file("/etc/kubernetes/manifests/kube-apiserver.yaml").content_string
+        assert f"--service-cluster-ip-range={alpha['service_cidrs'][0]}" in apiserver, cluster
+        assert kubectl(cluster, "get service kubernetes -o jsonpath={.spec.clusterIP}") == alpha["api_service_ips"][0]
+
+
+def test_addresses_come_from_each_cluster_global_range(plan, gw):
+    for cluster in ("alpha", "beta"):
+        global_range = ipaddress.ip_network(plan[cluster]["global_cidrs"][0])
+        assert ipaddress.ip_address(gw[cluster]["egress"]) == global_range[1], "egress is the first usable address"
+        assert ipaddress.ip_address(gw[cluster]["vip"]) in global_range and gw[cluster]["vip"] != gw[cluster]["egress"]
+
+
+def test_gateway_rules_are_one_table_with_maps_and_default_deny():
+    for name in ("alpha-gw", "beta-gw"):
+        host = lab_host(name)
+        table = host.run("nft list table ip archipelago_gateway").stdout
+        assert "map exports" in table and "@exports" in table and "@egress_destinations" in table, name
+        assert re.search(r"hook forward priority filter; policy drop;", table), name
+        assert host.service(UNIT).is_enabled and host.service(UNIT).is_running, name
+        assert host.file(RULES).mode == 0o644
+
+
+def test_pod_in_alpha_reaches_beta_export_and_beta_sees_alpha_egress(workloads, capture, gw, inside):
+    answer = in_pod("alpha", "client", ask(gw["beta"]["vip"], 8080))
+    assert answer.rc == 0, answer.stderr
+    seen = answer.stdout.strip()
+    assert seen == gw["alpha"]["egress"], f"beta saw {seen}, not alpha's egress address {gw['alpha']['egress']}"
+    assert not in_any(seen, inside)
+
+
+def test_pod_in_beta_reaches_alpha_export(workloads, capture, gw):
+    answer = in_pod("beta", "client", ask(gw["alpha"]["vip"], 8080))
+    assert answer.rc == 0 and answer.stdout.strip() == gw["beta"]["egress"], (answer.stdout, answer.stderr)
+
+
+def test_pod_in_alpha_reaches_external_host_which_sees_alpha_egress(workloads, capture, ext_server, gw):
+    answer = in_pod("alpha", "client", ask(EXT, ext_server))
+    assert answer.rc == 0, answer.stderr
+    assert answer.stdout.strip() == gw["alpha"]["egress"]
+
+
+def test_external_host_reaches_an_export_by_vip(workloads, capture, gw):
+    ext = lab_host("ext1")
+    for cluster in ("alpha", "beta"):
+        answer = ext.run(ask(gw[cluster]["vip"], 8080))
+        assert answer.rc == 0 and answer.stdout.strip() == EXT, (cluster, answer.stdout, answer.stderr)
+
+
+def test_external_host_reaches_no_other_port_of_a_vip_nor_an_egress_address(workloads, capture, gw):
+    ext = lab_host("ext1")
+    for cluster in ("alpha", "beta"):
+        for address, port in ((gw[cluster]["vip"], 8081), (gw[cluster]["vip"], 30080), (gw[cluster]["vip"], 30081),
+                              (gw[cluster]["vip"], 6443), (gw[cluster]["egress"], 8080)):
+            result = ext.run(ask(address, port, timeout=2))
+            assert result.rc != 0 and not result.stdout.strip(), (cluster, address, port, result.stdout)
+
+
+def test_status_lists_exports_and_translations(workloads, capture, gw):
+    status = lab_host("beta-gw").run("archipelago-gateway-status")
+    assert status.rc == 0, status.stderr
+    assert f'{gw["beta"]["vip"]} . tcp . 8080 . 0 comment "whoami" : {NODE["beta"]} . 30080' in status.stdout
+    assert f"egress: {gw['beta']['egress']}" in status.stdout
+    # The conntrack entries of the tests above: alpha's egress address and the external host, DNATed to beta's node.
+    assert re.search(rf"src={re.escape(gw['alpha']['egress'])} dst={re.escape(gw['beta']['vip'])} .* src={NODE['beta']} ", status.stdout)
+    alpha_status = lab_host("alpha-gw").run("archipelago-gateway-status").stdout
+    assert re.search(rf"src={NODE['alpha']} dst={re.escape(gw['beta']['vip'])} .* dst={re.escape(gw['alpha']['egress'])} ", alpha_status)
+
+
+def test_transit_capture_holds_no_pod_service_or_node_address(workloads, capture, gw, inside):
+    stop_capture()
+    time.sleep(1)
+    seen = set()
+    for name in CAPTURES:
+        text = lab_host(name).run("tcpdump -nr /tmp/transit.pcap 2>/dev/null").stdout
+        assert text.strip(), f"the capture on {name} is empty"
+        seen |= set(re.findall(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b", text))
+    leaked = sorted(a for a in seen if in_any(a, inside))
+    assert not leaked, f"inside addresses on the transit network: {leaked}"
+    # And the capture did see the translated traffic.
+    assert {gw["alpha"]["egress"], gw["beta"]["vip"], EXT} <= seen, sorted(seen)
+
+
+@pytest.fixture
+def forbidden_routes(plan):
+    """Routes on the external host that aim a cluster's inside ranges at beta's gateway (removed afterwards), so
+    the probes below reach the gateway and test its default deny, not the external host's routing table."""
+    ext = lab_host("ext1")
+    beta = plan["beta"]
+    cidrs = [str(NODE_NETWORKS[1]), beta["pod_cidrs"][0], beta["service_cidrs"][0]]
+    for cidr in cidrs:
+        assert ext.run(f"ip route replace {cidr} via {GATEWAY_TRANSIT['beta']}").rc == 0
+    yield
+    for cidr in cidrs:
+        ext.run(f"ip route del {cidr} via {GATEWAY_TRANSIT['beta']}")
+
+
+def test_external_host_reaches_no_node_pod_or_service_address(workloads, forbidden_routes):
+    ext = lab_host("ext1")
+    beta = workloads["beta"]
+    service_ip = kubectl("beta", f"-n {NS} get service whoami -o jsonpath={{.spec.clusterIP}}")
+    targets = [(NODE["beta"], 30080), (NODE["beta"], 30081), (NODE["beta"], 6443), (beta["whoami"]["status"]["podIP"], 8080),
+               (beta["private"]["status"]["podIP"], 8081), (service_ip, 8080)]
+    for address, port in targets:
+        result = ext.run(ask(address, port, timeout=2))
+        assert result.rc != 0 and not result.stdout.strip(), (address, port, result.stdout)
+
+
+def run_gateways(extra=None):
+    """Re-run plan + gateways against this scenario, with JSON output; returns (rc, per-host changed task names, text)."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+           "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "gateways.yml")]
+    if extra is not None:
+        command += ["-e", json.dumps({"island_test_exports": extra})]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return proc.returncode, {}, proc.stdout + proc.stderr
+    changed = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("changed"):
+                    changed.setdefault(host, []).append(task["task"]["name"])
+    return proc.returncode, changed, proc.stdout + proc.stderr
+
+
+def reloads(host):
+    return int(host.run(f"journalctl -u {UNIT} -o cat | grep -c '^Reloaded' || true").stdout.strip() or 0)
+
+
+def test_adding_an_export_changes_only_the_rules_and_reloads_once(workloads, gw):
+    beta = lab_host("beta-gw")
+    before = {"reloads": reloads(beta), "started": beta.run(f"systemctl show -p ExecMainStartTimestamp {UNIT}").stdout}
+    new = [{"name": "private", "protocol": "tcp", "port": 8081, "node_port": 30081}]
+    rc, changed, text = run_gateways(new)
+    assert rc == 0, text[-3000:]
+    assert set(changed) == {"beta-gw"}, changed
+    assert sorted(changed["beta-gw"]) == sorted([
+        "island_gateway : Record the assigned VIPs in the controller's lock file",
+        "island_gateway : Write the gateway rules (checked with nft -c before they replace the old file)",
+        "island_gateway : Reload the gateway rules",
+    ]), changed
+    assert reloads(beta) == before["reloads"] + 1
+    assert beta.run(f"systemctl show -p ExecMainStartTimestamp {UNIT}").stdout == before["started"], "restarted, not reloaded"
+    lock = vip_lock("beta")["vips"]
+    assert lock["whoami"] == gw["beta"]["vip"], "an existing VIP moved"
+    answer = lab_host("ext1").run(ask(lock["private"], 8081))
+    assert answer.rc == 0 and answer.stdout.strip() == f"private {EXT}", (answer.stdout, answer.stderr)
+    # Back to the converged state: one more reload, the new export's VIP answers no more.
+    rc, changed, text = run_gateways()
+    assert rc == 0 and set(changed) == {"beta-gw"}, (changed, text[-2000:])
+    assert reloads(beta) == before["reloads"] + 2
+    assert lab_host("ext1").run(ask(lock["private"], 8081, timeout=2)).rc != 0
+
+
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        ({"name": "bad", "port": 8081, "node_port": 30081, "vip": "100.64.200.1"}, "outside the cluster's global range"),
+        ({"name": "bad", "port": 8080, "node_port": 30081, "vip": "__WHOAMI_VIP__"}, "both use"),
+        ({"name": "bad", "port": 8081, "node_port": 8081}, "outside the NodePort range 30000-32767"),
+    ],
+)
+def test_bad_export_is_refused_before_any_change(export, message, gw):
+    beta = lab_host("beta-gw")
+    rules = beta.file(RULES).sha256sum
+    export = {k: (gw["beta"]["vip"] if v == "__WHOAMI_VIP__" else v) for k, v in export.items()}
+    rc, changed, text = run_gateways([export])
+    assert rc != 0 and message in text, text[-2000:]
+    assert not changed.get("beta-gw"), changed
+    assert beta.file(RULES).sha256sum == rules
+
+
+def cross_cluster_ok(gw):
+    answer = in_pod("alpha", "client", ask(gw["beta"]["vip"], 8080, timeout=2))
+    return answer.rc == 0 and answer.stdout.strip() == gw["alpha"]["egress"]
+
+
+def wait_for(check, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(2)
+    return False
+
+
+def test_stopping_the_gateway_unit_fails_closed_and_starting_restores(workloads, gw):
+    beta = lab_host("beta-gw")
+    assert cross_cluster_ok(gw)
+    try:
+        assert beta.run(f"systemctl stop {UNIT}").rc == 0
+        assert beta.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "0"
+        assert not cross_cluster_ok(gw)
+    finally:
+        beta.run(f"systemctl start {UNIT}")
+    assert wait_for(lambda: cross_cluster_ok(gw), 30)
+
+
+def test_a_stopped_gateway_cuts_cross_cluster_traffic_and_its_reboot_restores_it(workloads, gw, plan):
+    env = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(REPO / "lab" / "containers.conf"))}
+    container = f"{PREFIX}beta-gw"
+    assert cross_cluster_ok(gw)
+    try:
+        subprocess.run(["podman", "stop", "-t", "10", container], env=env, check=True, capture_output=True, timeout=60)
+        assert not cross_cluster_ok(gw)
+    finally:
+        subprocess.run(["podman", "start", container], env=env, check=True, capture_output=True, timeout=60)
+    # No Ansible here: the units load the rules and the routes at boot.
+    beta = lab_host("beta-gw")
+    beta.run("timeout 60 systemctl is-system-running --wait")
+    assert wait_for(lambda: cross_cluster_ok(gw), 60), "cross-cluster traffic did not come back after the gateway's reboot"
+    assert beta.service(UNIT).is_running
+    assert f"{plan['alpha']['global_cidrs'][0]} via {GATEWAY_TRANSIT['alpha']}" in beta.run("ip route").stdout
