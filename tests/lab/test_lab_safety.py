@@ -156,3 +156,19 @@ def test_host_has_no_route_off_the_lab(hostname, family):
     routes = json.loads(podman("exec", container, "ip", "-json", family, "route", "show", "table", "all") or "[]")
     allowed = lab_subnets() + plan_pools() + ALWAYS_ALLOWED
     assert route_problems(routes, lab_subnets(), allowed) == []
+
+
+@pytest.mark.parametrize("hostname", sorted(lab_hosts()))
+def test_host_systemd_stays_inside_its_own_cgroup(hostname):
+    """A lab host's systemd (and a kubelet under it) must never manage the host's cgroups.
+
+    On cgroup v1, podman's systemd mode bind-mounted the host's whole name=systemd hierarchy into each container;
+    every container's systemd then moved itself to the host's /init.scope ("/../../init.scope" from inside) and one
+    booting container deleted the others' cgroups. The lab runs containers with --systemd=false to prevent it.
+    """
+    container = any_hostvars()["lab_prefix"] + hostname
+    if container not in running_lab_containers():
+        missing_lab()
+    cgroups = podman("exec", container, "cat", "/proc/1/cgroup").splitlines()
+    systemd = [line.split(":", 2)[2] for line in cgroups if ":name=systemd:" in line]
+    assert systemd and not systemd[0].startswith("/.."), cgroups
