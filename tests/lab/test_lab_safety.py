@@ -83,8 +83,12 @@ def route_problems(routes: list[dict], subnets, allowed_destinations) -> list[st
             problems.append(f"default route {route}")
             continue
         gateways = [route["gateway"]] if "gateway" in route else [hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop]
+        # Flannel routes other nodes' pod ranges "via <their pod network address> dev flannel.1 onlink": the VXLAN
+        # device wraps them for a node address, which test_overlay_tunnels_stay_on_the_lab checks.
+        overlay = route.get("dev", "").startswith("flannel") and "onlink" in route.get("flags", [])
         for gateway in gateways:
-            if not inside(ipaddress.ip_network(gateway), subnets):
+            on_lab = inside(ipaddress.ip_network(gateway), subnets)
+            if not on_lab and not (overlay and inside(ipaddress.ip_network(gateway), allowed_destinations)):
                 problems.append(f"gateway off the lab subnets {route}")
         if not inside(ipaddress.ip_network(dst, strict=False), allowed_destinations):
             problems.append(f"destination off the lab {route}")
@@ -98,10 +102,13 @@ def test_route_check_catches_what_it_must():
     assert route_problems([{"dst": "default", "gateway": "10.210.1.1", "dev": "eth0"}], subnets, allowed)
     assert route_problems([{"dst": "8.8.8.0/24", "dev": "eth0"}], subnets, allowed)
     assert route_problems([{"dst": "10.32.1.0/24", "gateway": "192.168.1.1", "dev": "eth0"}], subnets, allowed)
+    assert route_problems([{"dst": "10.32.1.0/24", "gateway": "10.32.1.0", "dev": "eth0", "flags": ["onlink"]}], subnets, allowed)
+    assert route_problems([{"dst": "10.32.1.0/24", "gateway": "192.168.1.0", "dev": "flannel.1", "flags": ["onlink"]}], subnets, allowed)
     assert not route_problems(
         [
             {"dst": "10.210.1.0/24", "dev": "eth0", "protocol": "kernel"},
             {"dst": "10.32.1.0/24", "gateway": "10.210.1.21", "dev": "eth0"},
+            {"dst": "10.32.2.0/24", "gateway": "10.32.2.0", "dev": "flannel.1", "flags": ["onlink"]},
             {"type": "local", "dst": "10.210.1.11", "dev": "eth0", "table": "local"},
             {"dst": "fe80::/64", "dev": "eth0"},
             {"type": "unreachable", "dst": "default"},
@@ -172,3 +179,17 @@ def test_host_systemd_stays_inside_its_own_cgroup(hostname):
     cgroups = podman("exec", container, "cat", "/proc/1/cgroup").splitlines()
     systemd = [line.split(":", 2)[2] for line in cgroups if ":name=systemd:" in line]
     assert systemd and not systemd[0].startswith("/.."), cgroups
+
+
+@pytest.mark.parametrize("hostname", sorted(lab_hosts()))
+def test_overlay_tunnels_stay_on_the_lab(hostname):
+    """Every VXLAN forwarding entry of a flannel device sends its packets to an address on a lab subnet."""
+    container = any_hostvars()["lab_prefix"] + hostname
+    if container not in running_lab_containers():
+        missing_lab()
+    links = json.loads(podman("exec", container, "ip", "-json", "link", "show") or "[]")
+    for device in [link["ifname"] for link in links if link["ifname"].startswith("flannel")]:
+        entries = json.loads(podman("exec", container, "bridge", "-json", "fdb", "show", "dev", device) or "[]")
+        for entry in entries:
+            if "dst" in entry:
+                assert inside(ipaddress.ip_network(entry["dst"]), lab_subnets()), (device, entry)
