@@ -3,6 +3,14 @@
 # cgroup v1 hybrid hosts), debootstrap for the lab image, and tools the tests use.
 set -euo pipefail
 
+# Every lab "VM" runs systemd and, on Kubernetes nodes, a kubelet and kube-proxy: each takes inotify instances
+# from root's shared budget. Thirteen or more containers exhausted Debian's 128 (kube-proxy crash-looped with
+# "too many open files"); 512 is what kind recommends. Raised at runtime only, never written into /etc.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 512 ]; then
+  echo "raising fs.inotify.max_user_instances to 512 for the lab (runtime only)"
+  if [ "$(id -u)" -eq 0 ]; then sysctl -qw fs.inotify.max_user_instances=512; else sudo sysctl -qw fs.inotify.max_user_instances=512; fi
+fi
+
 packages=(podman runc debootstrap iproute2 tcpdump iperf3 catatonit)
 missing=()
 for p in "${packages[@]}"; do
