@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_ansible
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago")) / "artifacts" / "kubernetes-v1.33.13"
 KUBEADM = Path(os.environ.get("ARCHIPELAGO_KUBEADM", ARTIFACTS / "bin" / "kubeadm"))
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 
 pytestmark = pytest.mark.skipif(not KUBEADM.exists(), reason=f"no kubeadm in {ARTIFACTS}: run `make artifacts`")
 
@@ -37,13 +37,8 @@ def render(role: str, template: str, variables: dict, dest: Path) -> str:
             ]
         )
     )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_ansible(
+        "ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)
     )
     assert result.returncode == 0, result.stdout
     return dest.read_text()

@@ -5,16 +5,10 @@ through), and each case must fail at validation: failed=1, changed=0, and a mess
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+from helpers import run_ansible
 
 PLAYBOOK = """
 - name: Apply the node role to the controller, in check mode
@@ -41,22 +35,7 @@ PLAYBOOK = """
 def test_bad_input_fails_before_any_change(tmp_path, extra_vars, message):
     playbook = tmp_path / "node.yml"
     playbook.write_text(PLAYBOOK)
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "--check", "-e", json.dumps(extra_vars), str(playbook)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_ansible("ansible-playbook", "-i", "localhost,", "--check", "-e", json.dumps(extra_vars), str(playbook), timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", output), output

@@ -1,18 +1,16 @@
 """Integration: playbooks/plan.yml against the example inventories, and its failure before any other play."""
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_ansible
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 GENERATED = ("network-plan.lock.yml", "network-plan.md", "network-plan.svg")
 
 
@@ -24,16 +22,7 @@ def copy_example(name: str, tmp_path: Path) -> Path:
 
 
 def run_playbook(inventory: Path, playbook: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_ansible("ansible-playbook", "-i", str(inventory), str(playbook))
 
 
 def localhost_recap(output: str) -> dict:
@@ -131,14 +120,6 @@ def test_host_outside_planned_clusters_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", ["network_plan", "network_plan_svg"])
 def test_filters_are_documented_for_ansible_doc(name):
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK.with_name("ansible-doc")), "-t", "filter", name],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_ansible("ansible-doc", "-t", "filter", name)
     assert result.returncode == 0, result.stderr
     assert f"FILTER {name}" in result.stdout and "WARNING" not in result.stderr
