@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ARCHIPELAGO_CACHE ?= /var/cache/archipelago
 
-.PHONY: setup host-packages lab lab-up lab-down artifacts test lint unit molecule bench clean
+.PHONY: setup host-packages lab lab-up lab-down artifacts test lint unit molecule bench bench-dataplane clean
 
 # Python tooling in a virtualenv; reinstalled only when requirements.txt changes.
 $(BIN)/.installed: requirements.txt
@@ -55,3 +55,10 @@ molecule: setup
 
 bench: $(BIN)/.installed
 	python benchmarks/plan_scale.py
+
+# Flat vs island data paths, and VXLAN vs same node, in the flat and island molecule labs (left up afterwards:
+# `molecule destroy -s flat; molecule destroy -s island`).
+bench-dataplane: setup artifacts
+	molecule converge -s island
+	molecule converge -s flat
+	python benchmarks/dataplane.py --rounds 5
