@@ -12,6 +12,8 @@
 #     images/<name>.tar     docker-archive tarballs (podman save --format docker-archive)
 #     images/images.txt     "<full image ref> <file name>" per image
 #
+#   $ARCHIPELAGO_CACHE/artifacts/calico-<version>/crds/   Calico's CRDs (scripts/artifacts/calico-crds.sh)
+#
 # A warm machine (VERSIONS present and equal to the requested versions) exits at once.
 # See scripts/artifacts/README.md for the variables, the layout and measured build times.
 set -euo pipefail
@@ -67,6 +69,10 @@ up_to_date() {
     [[ $ARCHIPELAGO_FORCE != 1 && -f $ARTIFACTS_DIR/VERSIONS ]] &&
         [[ $(<"$ARTIFACTS_DIR/VERSIONS") == "$WANTED_VERSIONS" ]]
 }
+# Calico's CRDs have a directory and a stamp of their own (scripts/artifacts/calico-crds.sh), fetched before the
+# Kubernetes check, so adding or bumping Calico never rebuilds Kubernetes.
+"$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-crds.sh"
+
 if up_to_date; then
     log "artifacts up to date: $ARTIFACTS_DIR"
     exit 0
