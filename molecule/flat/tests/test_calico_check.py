@@ -1,6 +1,7 @@
-"""The cni_calico role's check entry point against the live cluster and Calico's real CRDs: every object of a
-calico rendering of alpha's plan passes the API server's server-side dry run, nothing but the CRDs is applied, and
-deliberately wrong objects are refused by the same CRDs, so the check can fail."""
+"""The cni_calico role's check entry point against the live alpha cluster and Calico's real CRDs: every object of a
+calico rendering of alpha's flat plan passes the API server's server-side dry run, nothing but the CRDs is applied,
+deliberately wrong objects are refused by the same CRDs (so the check can fail), and the BGP side matches the FRR
+router's neighbors built from the same inventory."""
 
 import json
 import os
@@ -21,11 +22,11 @@ DRY_RUN_TASK = "Dry-run every rendered object on the API server"
 
 @pytest.fixture(scope="module")
 def cp():
-    return testinfra.get_host("podman://arch-mol-cluster-cp1")
+    return testinfra.get_host("podman://arch-mol-flat-alpha-cp1")
 
 
 def check(*extra_vars: dict) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run molecule/cluster/calico-check.yml against this scenario's inventory; return the process and the json
+    """Run molecule/flat/calico-check.yml against this scenario's inventory; return the process and the json
     callback's report."""
     env = {
         **os.environ,
@@ -42,7 +43,7 @@ def check(*extra_vars: dict) -> tuple[subprocess.CompletedProcess, dict]:
     return result, json.loads(result.stdout)
 
 
-def task_result(report: dict, name: str, host: str = "cp1") -> dict:
+def task_result(report: dict, name: str, host: str = "alpha-cp1") -> dict:
     for play in report["plays"]:
         for task in play["tasks"]:
             # a role's task is named "<role> : <task>"
@@ -51,7 +52,7 @@ def task_result(report: dict, name: str, host: str = "cp1") -> dict:
     raise AssertionError(f"task {name!r} did not run on {host}")
 
 
-def failure(report: dict, host: str = "cp1") -> str:
+def failure(report: dict, host: str = "alpha-cp1") -> str:
     """The stderr and messages of every failed task (and failed loop item) on host."""
     out = []
     for play in report["plays"]:
@@ -102,7 +103,7 @@ def test_the_pools_are_the_plan(cp, good):
     assert [p["spec"]["cidr"] for p in pools] == [plan["calico"][f]["cidr"] for f in plan["ip_families"]]
     for pool in pools:
         assert pool["spec"]["ipipMode"] == pool["spec"]["vxlanMode"] == "Never"
-        assert pool["spec"]["natOutgoing"] is True  # the scenario's plan is island
+        assert pool["spec"]["natOutgoing"] is False  # flat: pod IPs leave untranslated
 
 
 def test_only_the_crds_are_applied(cp, good):
@@ -119,25 +120,16 @@ def test_only_the_crds_are_applied(cp, good):
 def test_a_second_check_changes_nothing(good):
     result, report = check()
     assert result.returncode == 0, failure(report)
-    changed = [(t["task"]["name"]) for p in report["plays"] for t in p["tasks"] if t["hosts"].get("cp1", {}).get("changed")]
+    changed = [(t["task"]["name"]) for p in report["plays"] for t in p["tasks"] if t["hosts"].get("alpha-cp1", {}).get("changed")]
     assert changed == []
 
 
-@pytest.mark.parametrize(
-    ("extra_spec", "refusal"),
-    [
-        ({"ipipMod": "Never"}, ".spec.ipipMod: field not declared in schema"),
-        ({"disableBGPExport": "no"}, ".spec.disableBGPExport: expected boolean"),
-        ({"allowedUses": "Workload"}, ".spec.allowedUses: expected list"),
-    ],
-    ids=["misspelt-field", "string-for-boolean", "string-for-list"],
-)
-def test_the_check_fails_on_a_wrong_pool(good, extra_spec, refusal):
-    result, report = check({"cni_calico_ippool_extra_spec": extra_spec, "cni_calico_dir": "/etc/archipelago/calico-wrong"})
+def test_the_check_fails_on_a_wrong_pool(good):
+    result, report = check({"cni_calico_ippool_extra_spec": {"ipipMod": "Never"}, "cni_calico_dir": "/etc/archipelago/calico-wrong"})
     assert result.returncode != 0
     message = failure(report)
     assert DRY_RUN_TASK in message
-    assert refusal in message, message
+    assert ".spec.ipipMod: field not declared in schema" in message, message
 
 
 WRONG_POOL = """apiVersion: crd.projectcalico.org/v1
@@ -157,6 +149,17 @@ def dry_run(cp, text: str):
     return cp.run(f"{KUBECTL} apply --server-side --dry-run=server --validate=strict -f {path}")
 
 
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [('  disableBGPExport: "no"\n', ".spec.disableBGPExport: expected boolean"),
+     ("  allowedUses: Workload\n", ".spec.allowedUses: expected list")],
+    ids=["string-for-boolean", "string-for-list"],
+)
+def test_the_crds_refuse_wrong_types(cp, good, extra, refusal):
+    result = dry_run(cp, WRONG_POOL + extra)
+    assert result.rc != 0 and refusal in result.stderr, result.stderr
+
+
 def test_the_crds_type_the_fields(cp, good):
     accepted = dry_run(cp, WRONG_POOL + "  blockSize: 26\n  ipipMode: Never\n")
     assert accepted.rc == 0, accepted.stderr
@@ -174,3 +177,17 @@ def test_the_crds_do_not_enumerate_modes(cp, good):
     it: good news, drop this test."""
     typo = dry_run(cp, WRONG_POOL + "  blockSize: 26\n  ipipMode: Sometimes-typo\n")
     assert typo.rc == 0, typo.stderr
+
+
+def test_calico_peers_are_the_bgp_router_and_node_as_numbers_its_neighbors(cp, good):
+    """Both ends of each session from one inventory: calico's BGPPeer is router-bgp (its router_id and AS), and each
+    node's AS annotation is the remote-as router-bgp's FRR expects from that node."""
+    objects = [d for _, d in rendered_objects(cp)]
+    peers = [d["spec"] for d in objects if d["kind"] == "BGPPeer"]
+    assert [(p["peerIP"], p["asNumber"]) for p in peers] == [("10.224.1.3", 64512)], peers
+    node_as = {d["metadata"]["name"]: d["metadata"]["annotations"]["projectcalico.org/ASNumber"] for d in objects if d["kind"] == "Node"}
+    assert node_as == {"alpha-cp1": "64601", "alpha-w1": "64602"}, node_as
+    frr = testinfra.get_host("podman://arch-mol-flat-router-bgp").check_output("vtysh -c 'show running-config'")
+    assert "router bgp 64512" in frr and "bgp router-id 10.224.1.3" in frr
+    for address, asn in (("10.224.1.11", node_as["alpha-cp1"]), ("10.224.1.12", node_as["alpha-w1"])):
+        assert f"neighbor {address} remote-as {asn}" in frr, (address, asn)
