@@ -118,6 +118,27 @@ def test_host_outside_planned_clusters_is_refused(tmp_path):
     assert "Gateway west-gw has gateway_cluster east, which is not a cluster of network_plan.clusters" in result.stdout
 
 
+def test_unknown_cni_is_refused_by_its_argument_spec(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("vars: {cluster_name: birch}", "vars: {cluster_name: birch, cni: cilium}"))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert re.search(r"value of cni must be one of: flannel, calico, got: cilium", result.stdout), result.stdout[-2000:]
+    assert not (inventory / "network-plan.lock.yml").exists()
+
+
+def test_a_cluster_with_two_cnis_is_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("vars: {cluster_name: birch}", "vars: {cluster_name: birch, cni: calico}"))
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "birch-cp1.yml").write_text("cni: flannel\n")
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert "Cluster birch mixes CNIs" in result.stdout, result.stdout[-2000:]
+
+
 @pytest.mark.parametrize("name", ["network_plan", "network_plan_svg"])
 def test_filters_are_documented_for_ansible_doc(name):
     result = run_ansible("ansible-doc", "-t", "filter", name)
