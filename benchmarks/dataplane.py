@@ -72,9 +72,11 @@ def client_pod(node: str) -> dict:
 
 
 def node_port_service(name: str) -> dict:
+    """The export's backend as the island scenario builds it: externalTrafficPolicy Local, so kube-proxy forwards to
+    the node's own pod without a second masquerade (and the pod sees the gateway's egress address)."""
     ports = [{"name": f"p{p}", "port": p, "targetPort": p, "nodePort": n} for p, n in NODE_PORTS.items()]
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
-            "spec": {"type": "NodePort", "selector": {"app": name}, "ports": ports}}
+            "spec": {"type": "NodePort", "externalTrafficPolicy": "Local", "selector": {"app": name}, "ports": ports}}
 
 
 class Cluster:
@@ -105,10 +107,11 @@ class Cluster:
 
 
 def ephemeral_dir(scenario: str) -> Path:
-    found = sorted(glob.glob(os.path.expanduser(f"~/.ansible/tmp/molecule.*.{scenario}")))
-    if not found or not (Path(found[-1]) / "inventory").exists():
-        sys.exit(f"No molecule {scenario} lab: run `molecule converge -s {scenario}` first (or `make bench-dataplane`).")
-    return Path(found[-1])
+    # The most recently converged checkout's directory: every clone of the repository has one of its own.
+    found = [Path(p) for p in glob.glob(os.path.expanduser(f"~/.ansible/tmp/molecule.*.{scenario}")) if (Path(p) / "inventory").exists()]
+    if not found:
+        sys.exit(f"No molecule {scenario} lab: run `molecule converge -s {scenario}` first.")
+    return max(found, key=lambda p: max((f.stat().st_mtime for f in (p / "inventory").iterdir()), default=0))
 
 
 def island_exports(ephemeral: Path, exports: list[dict]) -> dict:

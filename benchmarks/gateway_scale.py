@@ -79,10 +79,11 @@ def ephemeral_dir() -> Path:
     given = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     if given:
         return Path(given)
-    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.island")))
+    # The most recently converged checkout's directory: every clone of the repository has one of its own.
+    found = [Path(p) for p in glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.island")) if (Path(p) / "inventory").exists()]
     if not found:
         sys.exit("No molecule island lab: run `molecule converge -s island` first.")
-    return Path(found[-1])
+    return max(found, key=lambda p: max((f.stat().st_mtime for f in (p / "inventory").iterdir()), default=0))
 
 
 def exports(total: int) -> list[dict]:
