@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,10 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from scenario import ask, run_playbook, wait_for
 
 PREFIX = "arch-mol-flat-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -46,11 +49,6 @@ def kubectl(cluster, args, stdin=None):
 
 def in_pod(cluster, pod, command):
     return lab_host(CONTROL_PLANE[cluster]).run(f"{KUBECTL} -n {NS} exec {pod} -- sh -c {json.dumps(command)}")
-
-
-def ask(address, port, timeout=3):
-    """A bounded TCP request with socat: prints what the server answers (its view of the client's address)."""
-    return f"timeout {timeout + 3} socat -T{timeout} - TCP:{address}:{port},connect-timeout={timeout} </dev/null"
 
 
 def pod(name, node, command, port=None):
@@ -222,37 +220,9 @@ def bgp(command):
     return json.loads(result.stdout)
 
 
-def wait_for(check, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(1)
-    return False
-
-
 def run_routers(extra=None):
-    """Re-run plan + routers against this scenario, with JSON output; returns (rc, per-host changed task names, text)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-           "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "routers.yml")]
-    if extra is not None:
-        command += ["-e", json.dumps(extra)]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
-    try:
-        report = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return proc.returncode, {}, proc.stdout + proc.stderr
-    changed, failures = {}, []
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("changed"):
-                    changed.setdefault(host, []).append(task["task"]["name"])
-                if result.get("failed") or result.get("unreachable"):
-                    failures.append(f"{host}: {task['task']['name']}: {result.get('msg')}")
-    return proc.returncode, changed, "\n".join(failures) or proc.stderr
+    """Re-run plan + routers against this scenario; returns (rc, per-host changed task names, text)."""
+    return run_playbook(SCENARIO / "routers.yml", extra)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,10 @@ import pytest
 import testinfra
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from scenario import ask, run_playbook, wait_for
+
 PREFIX = "arch-mol-island-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 NS = "archipelago-test"
@@ -47,11 +51,6 @@ def kubectl(cluster, args):
 
 def in_pod(cluster, pod, command):
     return lab_host(f"{cluster}-cp1").run(f"{KUBECTL} -n {NS} exec {pod} -- sh -c {json.dumps(command)}")
-
-
-def ask(address, port, timeout=3):
-    """A bounded TCP request with socat: prints what the server answers (its view of the client's address)."""
-    return f"timeout {timeout + 3} socat -T{timeout} - TCP:{address}:{port},connect-timeout={timeout} </dev/null"
 
 
 def in_any(address, networks):
@@ -235,25 +234,8 @@ def test_external_host_reaches_no_node_pod_or_service_address(workloads, forbidd
 
 
 def run_gateways(extra=None):
-    """Re-run plan + gateways against this scenario, with JSON output; returns (rc, per-host changed task names, text)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-           "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "gateways.yml")]
-    if extra is not None:
-        command += ["-e", json.dumps({"island_test_exports": extra})]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
-    try:
-        report = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return proc.returncode, {}, proc.stdout + proc.stderr
-    changed = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("changed"):
-                    changed.setdefault(host, []).append(task["task"]["name"])
-    return proc.returncode, changed, proc.stdout + proc.stderr
+    """Re-run plan + gateways against this scenario; returns (rc, per-host changed task names, text)."""
+    return run_playbook(SCENARIO / "gateways.yml", None if extra is None else {"island_test_exports": extra})
 
 
 def reloads(host):
@@ -310,15 +292,6 @@ def test_bad_export_is_refused_before_any_change(exports, message, gw):
 def cross_cluster_ok(gw):
     answer = in_pod("alpha", "client", ask(gw["beta"]["vip"], 8080, timeout=2))
     return answer.rc == 0 and answer.stdout.strip() == gw["alpha"]["egress"]
-
-
-def wait_for(check, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(2)
-    return False
 
 
 def test_stopping_the_gateway_unit_fails_closed_and_starting_restores(workloads, gw):
