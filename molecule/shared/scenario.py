@@ -1,5 +1,6 @@
-"""What the molecule scenarios' testinfra tests share: a bounded TCP probe, a poll with a deadline, and a re-run
-of one of the scenario's playbooks with JSON output. Imported from a scenario's tests/ through sys.path."""
+"""What the molecule scenarios' testinfra tests share: a bounded TCP probe, an echo server that reports the client
+address it sees, a poll with a deadline, and a re-run of one of the scenario's playbooks with JSON output.
+Imported from a scenario's tests/ through sys.path."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ REPO = Path(__file__).resolve().parents[2]
 def ask(address: str, port: int, timeout: int = 3) -> str:
     """A bounded TCP request with socat: prints what the server answers (its view of the client's address)."""
     return f"timeout {timeout + 3} socat -T{timeout} - TCP:{address}:{port},connect-timeout={timeout} </dev/null"
+
+
+def echo_server(host, unit: str, port: int):
+    """Generator for a module fixture: on a testinfra host, a transient systemd unit answers every TCP connection on
+    port with the client address it sees (bounded to 10 minutes); yields the port, stops the unit afterwards."""
+    host.run(f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null")
+    started = host.run(f"systemd-run --unit={unit} timeout 600 socat TCP-LISTEN:{port},fork,reuseaddr 'SYSTEM:echo $SOCAT_PEERADDR'")
+    assert started.rc == 0, started.stderr
+    time.sleep(1)
+    yield port
+    host.run(f"systemctl stop {unit}")
 
 
 def wait_for(check, seconds: float) -> bool:

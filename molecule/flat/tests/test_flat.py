@@ -20,7 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario import ask, run_playbook, wait_for
+from scenario import ask, echo_server, run_playbook, wait_for
 
 PREFIX = "arch-mol-flat-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -100,13 +100,7 @@ def stop_capture():
 @pytest.fixture(scope="module")
 def ext_server():
     """A server on the external host that answers with the client address it sees (bounded to 10 minutes)."""
-    ext = lab_host("ext1")
-    ext.run("systemctl stop flat-test-echo 2>/dev/null; systemctl reset-failed flat-test-echo 2>/dev/null")
-    started = ext.run("systemd-run --unit=flat-test-echo timeout 600 socat TCP-LISTEN:9000,fork,reuseaddr 'SYSTEM:echo $SOCAT_PEERADDR'")
-    assert started.rc == 0, started.stderr
-    time.sleep(1)
-    yield 9000
-    ext.run("systemctl stop flat-test-echo")
+    yield from echo_server(lab_host("ext1"), "flat-test-echo", 9000)
 
 
 def node_pod_cidrs(cluster):
