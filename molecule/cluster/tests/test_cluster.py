@@ -150,3 +150,13 @@ def test_external_host_reaches_the_nodeport(workloads):
 
 def test_admin_kubeconfig_is_private(cp):
     assert cp.file("/etc/kubernetes/admin.conf").mode == 0o600
+
+
+def test_no_bootstrap_token_is_left(cp):
+    """kubeadm init's token and every join token are deleted once used (also after an interrupted run: the
+    side_effect step kills a converge while two join tokens exist, and the next converge deletes them)."""
+    secrets = json.loads(kubectl(cp, "-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o json"))["items"]
+    assert [s["metadata"]["name"] for s in secrets] == []
+    tokens = cp.run("kubeadm token list --kubeconfig /etc/kubernetes/admin.conf")
+    assert tokens.rc == 0 and tokens.stdout.strip() == "", tokens.stdout
+
