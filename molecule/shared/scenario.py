@@ -40,14 +40,14 @@ def wait_for(check, seconds: float) -> bool:
     return False
 
 
-def run_playbook(playbook: Path, extra: dict | None = None) -> tuple[int, dict, str]:
-    """Run a playbook against the scenario's inventory with JSON output. Returns the exit code, the names of the
+def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None) -> tuple[int, dict, str]:
+    """Run a playbook against the scenario's inventory (or another one) with JSON output. Returns the exit code, the names of the
     tasks that changed per host, and a text that starts with every failed task's message and goes on with the
     playbook's whole output."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
            "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    inventory = inventory or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     if extra is not None:
         command += ["-e", json.dumps(extra)]
