@@ -39,7 +39,7 @@ def test_a_member_that_lost_admin_conf_is_neither_initialised_nor_reset(cp):
     try:
         rc, changed, output = run_playbook(PLAYBOOK)
         assert rc != 0, output
-        assert "cp1 holds cluster state" in output and "but no\n/etc/kubernetes/admin.conf" not in output, output
+        assert "cp1 holds cluster state" in output, output
         assert managed_changes(changed) == {}, changed
         for path in MEMBER_STATE:
             assert cp.file(path).exists, f"{path} is gone: the converge reset a live member"
