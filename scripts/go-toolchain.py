@@ -37,9 +37,11 @@ GO_PINNED_H1 = {
     "linux-amd64": "h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=",
     "linux-arm64": "h1:sYL/O6MqS68ML0kjsQ36WoYIpJqkw60TxizWUYUKQMc=",
 }
-# The oldest Go that builds the artifacts with GOTOOLCHAIN=local: the highest `go` line among the go.mod files of
-# the modules scripts/build-artifacts.sh builds (k8s.io/kubernetes v1.33.13 and go.etcd.io/etcd/server/v3 v3.5.24
-# say `go 1.24`, k8s.io/kubernetes `go 1.24.0`). An older `go` on PATH is ignored and the pinned one is used.
+# The oldest Go that builds the artifacts with GOTOOLCHAIN=local: the highest `go` line in the module graphs of what
+# scripts/build-artifacts.sh builds (k8s.io/kubernetes v1.33.13 and its staging modules say `go 1.24.0`, etcd
+# server v3.5.24 `go 1.24`). Checked 2026-11-30: Go 1.24.0 runs `go list -m all` on the Kubernetes and etcd wrapper
+# modules and on the go.mod of CoreDNS v1.12.0, flannel v0.26.7 and the CNI plugins v1.7.1 and v0.9.1, with no
+# "requires go >=" error. An older `go` on PATH is passed over and the pinned one used.
 GO_MINIMUM = "1.24.0"
 
 DEFAULT_PROXY = "https://proxy.golang.org"
