@@ -142,7 +142,7 @@ if ((${#missing[@]})); then
 fi
 CATATONIT=$(command -v catatonit)
 file -L "$CATATONIT" 2>/dev/null | grep -q 'statically linked' || log "warning: $CATATONIT may not be static"
-log "    $(go version)"
+log "    $(go version), GOROOT $(go env GOROOT)"
 step_done
 
 # ---------------------------------------------------------------------------------------------
