@@ -203,3 +203,15 @@ def test_no_go_and_an_empty_cache_end_with_a_go_that_builds(tmp_path):
     assert (crds / "VERSIONS").is_file(), artifacts.stdout + artifacts.stderr
     assert len(list((crds / "crds").glob("crd.projectcalico.org_*.yaml"))) == 18
     assert not (cache / "artifacts" / "kubernetes-v1.33.13").exists()
+
+
+def test_an_unreachable_proxy_ends_with_one_line_naming_it_and_the_fix(tmp_path):
+    env = {"PATH": BARE_PATH, "HOME": str(tmp_path), "ARCHIPELAGO_CACHE": str(tmp_path / "cache"), "GOPROXY": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [*without_go(), str(SCRIPTS / "go-toolchain.py")], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("go toolchain: cannot download http://127.0.0.1:9/golang.org/toolchain/@v/v0.0.1-go1.26.8."), last
+    assert "the Go module proxy must be reachable (or set GOPROXY to a mirror), or install Go >= 1.24.0 on PATH" in last
+    assert [p.name for p in (tmp_path / "cache" / "go" / "toolchain").iterdir()] == [".lock"]
