@@ -221,6 +221,10 @@ def main() -> int:
     except ToolchainError as exc:
         print(f"go toolchain: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"go toolchain: cannot write the Go toolchain into {cache}: {exc}; set ARCHIPELAGO_CACHE to a writable directory",
+              file=sys.stderr)
+        return 1
     return 0
 
 

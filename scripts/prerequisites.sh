@@ -3,7 +3,7 @@
 # met stops the run with one line: what is missing and how to fix it. On success, one line says what was found.
 #
 # Checked: Debian 12 with apt; Python >= 3.11 when a python3 is installed (Debian's, 3.11, is installed otherwise);
-# root or sudo without a password prompt; free disk where the cache lives; an inotify limit that is high enough
+# root or sudo without a password prompt; free disk where the cache lives, and write access to it; an inotify limit that is high enough
 # or can be raised. Go is not a prerequisite: scripts/go-toolchain.py fetches a pinned Go when none fits.
 #
 # Environment (defaults in brackets):
@@ -57,6 +57,10 @@ free_kib=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
 free_gib=$((free_kib / 1024 / 1024))
 ((free_gib >= min_free_gib)) ||
     missing "free disk: $free_gib GiB free at $dir (for ARCHIPELAGO_CACHE=$cache), $min_free_gib GiB needed; free space or point ARCHIPELAGO_CACHE at a larger disk"
+
+# The cache must be writable by whoever runs setup: the Go toolchain and the artifacts are written there.
+[[ -w $dir ]] ||
+    missing "a writable cache: $dir (for ARCHIPELAGO_CACHE=$cache) is not writable by $(id -un); run as root ('sudo make setup') or set ARCHIPELAGO_CACHE to a directory you own"
 
 # inotify: every lab "VM" takes instances from root's budget; setup-host.sh raises it at runtime when it can.
 inotify=/proc/sys/fs/inotify/max_user_instances

@@ -77,3 +77,21 @@ def test_neither_root_nor_sudo_stops_with_one_line():
         assert not (bare / "sudo").exists()
         result = run(bare, (shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"), PATH=str(bare))
     assert_one_line_failure(result, "root:", "nobody is not root and cannot sudo", "sudo make setup")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to become another user")
+def test_a_cache_the_user_cannot_write_stops_with_one_line():
+    # nobody with a sudo that lets it through (`sudo -n true` succeeds), and the default cache, which root owns.
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = Path(tmp)
+        bare.chmod(0o755)
+        path = "/usr/sbin:/usr/bin:/sbin:/bin"
+        for tool in ("bash", "id", "dirname", "df", "awk", "sort", "head", "apt-get", "dpkg-query", "python3"):
+            (bare / tool).symlink_to(shutil.which(tool, path=path))
+        (bare / "sudo").write_text("#!/bin/sh\nexit 0\n")
+        (bare / "sudo").chmod(0o755)
+        cache = Path("/var/cache/archipelago-not-there")
+        result = run(bare, (shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"), PATH=str(bare),
+                     ARCHIPELAGO_CACHE=str(cache))
+    assert_one_line_failure(result, "a writable cache: /var/cache (for ARCHIPELAGO_CACHE=/var/cache/archipelago-not-there)",
+                            "not writable by nobody", "set ARCHIPELAGO_CACHE to a directory you own")
