@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ARCHIPELAGO_CACHE ?= /var/cache/archipelago
 
-.PHONY: setup host-packages lab lab-up lab-down artifacts test lint unit molecule bench bench-dataplane clean
+.PHONY: setup prerequisites host-packages go-toolchain lab lab-up lab-down artifacts test lint unit molecule bench bench-dataplane clean
 
 # Python tooling in a virtualenv; reinstalled only when requirements.txt changes.
 $(BIN)/.installed: requirements.txt
@@ -18,11 +18,21 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-# Debian packages the controller needs for the lab (podman, runc, debootstrap, ...).
-host-packages:
+# What setup cannot install (Debian 12, root or sudo, free disk, inotify), checked before anything long starts:
+# the first one missing stops here with one line saying how to fix it.
+prerequisites:
+	scripts/prerequisites.sh
+
+# Debian packages the controller needs for the lab (podman, runc, debootstrap, python3-venv, gcc, ...).
+host-packages: prerequisites
 	scripts/setup-host.sh
 
-setup: host-packages $(BIN)/.installed
+# A Go for the artifacts: the go on PATH if new enough, else the pinned toolchain fetched into $(ARCHIPELAGO_CACHE)/go/toolchain.
+go-toolchain: host-packages
+	scripts/go-toolchain.py
+
+# In this order: the virtualenv needs Debian's python3-venv from host-packages.
+setup: prerequisites host-packages go-toolchain $(BIN)/.installed
 
 # The main job: bring the lab up from nothing and run site.yml against it.
 lab: setup artifacts lab-up
@@ -35,7 +45,7 @@ lab-down: setup
 	ansible-playbook playbooks/lab.yml -e lab_state=absent
 
 # Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE).
-artifacts: host-packages
+artifacts: host-packages go-toolchain
 	scripts/build-artifacts.sh
 
 # Everything CI runs. The lab is brought up (and left up) so the lab safety tests run against it.

@@ -79,7 +79,12 @@ if up_to_date; then
 fi
 
 START=$SECONDS
-export PATH=/usr/local/go/bin:$PATH
+# The Go to build with: the go on PATH when it is new enough, else the pinned toolchain from the cache, fetched
+# there if missing (scripts/go-toolchain.py; `make setup` has run it already).
+GO=$(ARCHIPELAGO_CACHE=$ARCHIPELAGO_CACHE "$SCRIPT_DIR/go-toolchain.py") || die "no usable Go, see the line above"
+PATH=$(dirname "$GO"):$PATH
+export PATH
+unset GOROOT                                         # each Go finds its own tree
 export GOMODCACHE=$ARCHIPELAGO_CACHE/go/mod
 export GOCACHE=$ARCHIPELAGO_CACHE/go/build
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
@@ -124,7 +129,7 @@ module_field() {
 # Host tools
 # ---------------------------------------------------------------------------------------------
 step "host tools"
-command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+command -v go >/dev/null || die "go not found on PATH ($GO)"
 command -v podman >/dev/null || die "podman not found (apt-get install podman runc)"
 missing=()
 command -v catatonit >/dev/null || missing+=(catatonit)
@@ -137,7 +142,7 @@ if ((${#missing[@]})); then
 fi
 CATATONIT=$(command -v catatonit)
 file -L "$CATATONIT" 2>/dev/null | grep -q 'statically linked' || log "warning: $CATATONIT may not be static"
-log "    $(go version)"
+log "    $(go version), GOROOT $(go env GOROOT)"
 step_done
 
 # ---------------------------------------------------------------------------------------------

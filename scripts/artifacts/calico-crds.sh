@@ -42,10 +42,15 @@ if up_to_date; then
     exit 0
 fi
 
-export PATH=/usr/local/go/bin:$PATH
+# The same Go as build-artifacts.sh: the go on PATH when new enough, else the pinned toolchain from the cache.
+GO=$(ARCHIPELAGO_CACHE=$ARCHIPELAGO_CACHE "$(dirname "${BASH_SOURCE[0]}")/../go-toolchain.py") ||
+    die "no usable Go, see the line above"
+PATH=$(dirname "$GO"):$PATH
+export PATH
+unset GOROOT
 export GOMODCACHE=$ARCHIPELAGO_CACHE/go/mod GOCACHE=$ARCHIPELAGO_CACHE/go/build
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local GOWORK=off
-command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+command -v go >/dev/null || die "go not found on PATH ($GO)"
 mkdir -p "$GOMODCACHE" "$ARCHIPELAGO_CACHE/artifacts"
 cd "$ARCHIPELAGO_CACHE"                              # never inside some other Go module
 
