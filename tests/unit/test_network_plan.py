@@ -188,8 +188,13 @@ def test_lock_keeps_existing_clusters_exactly():
     assert plan_network(added)["clusters"]["alpha"]["pod_cidrs"] != first["clusters"]["alpha"]["pod_cidrs"]
 
 
-def test_lock_is_accepted_through_the_jinja_wrapper_and_empty_locks_mean_none():
-    assert network_plan(FLAT, lock=None) == network_plan(FLAT, lock="") == network_plan(FLAT, lock={})
+def test_lock_is_accepted_through_the_jinja_wrapper_as_a_dict_or_its_yaml_text():
+    import yaml
+
+    first = plan_network(FLAT)
+    assert network_plan(FLAT, lock=first) == network_plan(FLAT, lock=yaml.safe_dump(first)) == first
+    # Only no lock at all means a first plan; an empty lock is an error (see test_network_plan_lock.py).
+    assert network_plan(FLAT, lock=None) == first
 
 
 def test_lock_outgrown_cluster_is_an_error_naming_it():
@@ -219,7 +224,7 @@ def test_lock_range_no_longer_in_pool():
     shrunk = copy.deepcopy(FLAT)
     shrunk["pools"]["pods"]["ipv4"] = ["10.32.0.0/12"]
     with pytest.raises(
-        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 is no longer inside pools\.pods\.ipv4"
+        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 \(the lock\) is no longer inside pools\.pods\.ipv4"
     ):
         plan_network(shrunk, lock=first)
 
@@ -228,7 +233,8 @@ def test_lock_range_overlapping_a_new_node_network():
     first = plan_network(FLAT)
     moved = spec(FLAT, node_networks=["10.64.1.0/24"])
     with pytest.raises(
-        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 overlaps node_networks\[0\] 10\.64\.1\.0/24"
+        AnsibleFilterError,
+        match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 \(the lock\) overlaps node_networks\[0\] 10\.64\.1\.0/24",
     ):
         plan_network(moved, lock=first)
 
@@ -247,18 +253,25 @@ def test_lock_primary_family_change_is_refused():
 
 
 def test_lock_must_be_a_plan():
-    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous plan \(a dict\) or nothing, got list"):
+    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous plan \(a dict or its YAML text\) or nothing, got list"):
         network_plan(FLAT, lock=["x"])
-    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous output of network_plan"):
+    with pytest.raises(AnsibleFilterError, match=r"the lock: ip_families None must be a list of ipv4 and/or ipv6"):
         plan_network(FLAT, lock={"model": "flat"})
 
 
-def test_removed_cluster_frees_its_ranges():
+def test_removed_cluster_keeps_its_ranges_until_released():
     first = plan_network(FLAT)
     only_beta = spec(FLAT, clusters={"beta": {"nodes": 12}, "zeta": {"nodes": 200}})
     second = plan_network(only_beta, lock=first)
     assert second["clusters"]["beta"] == first["clusters"]["beta"]
     assert "alpha" not in second["clusters"]
+    assert second["retained_clusters"] == {"alpha": first["clusters"]["alpha"]}
+    taken = netaddr.IPSet(first["clusters"]["alpha"]["pod_cidrs"] + first["clusters"]["alpha"]["service_cidrs"])
+    zeta = second["clusters"]["zeta"]
+    assert not taken & netaddr.IPSet(zeta["pod_cidrs"] + zeta["service_cidrs"])
+    # Released on purpose, alpha's ranges are free again and the plan says so.
+    released = plan_network(spec(only_beta, release=["alpha"]), lock=first)
+    assert released["retained_clusters"] == {} and released["released_clusters"] == ["alpha"]
 
 
 @pytest.mark.parametrize(
