@@ -297,11 +297,45 @@ def test_removed_cluster_keeps_its_ranges_until_released():
         ({"clusters": {"alpha": {"nodes": "3"}}}, r"cluster alpha: nodes: '3' must be a whole number"),
         ({"defaults": {"nodes": True}}, r"defaults\.nodes: True must be a whole number"),
         ({"defaults": {"pods": 3}}, r"defaults: unknown key\(s\) pods"),
+        # Malformed structures get a sentence, never a raw Python exception.
+        ({"clusters": {"alpha\n": {}}}, r"clusters: cluster name 'alpha\\n' must start with a lowercase letter"),
+        ({"clusters": {1: {}, "alpha": {}}}, r"clusters: cluster name 1 must start with a lowercase letter"),
+        ({"clusters": {"alpha": []}}, r"cluster alpha: sizes must be a dict, got \[\]"),
+        ({"colour": 1, 2: 3}, r"unknown key\(s\) 2, colour in the plan"),
+        ({"defaults": {1: 3, "x": 1}}, r"defaults: unknown key\(s\) 1, x"),
+        ({"defaults": [1]}, r"defaults must be a dict, got \[1\]"),
+        ({"ip_families": "ipv4"}, r"ip_families 'ipv4' must be \[ipv4\], \[ipv6\], or both"),
+        ({"ip_families": [{"ipv4": 1}]}, r"ip_families \[\{'ipv4': 1\}\] must be"),
+        ({"model": ["flat"]}, r"unknown model \['flat'\]"),
+        ({"node_networks": "192.168.10.0/24"}, r"node_networks must be a list of CIDRs, got str '192\.168\.10\.0/24'; write it as a list"),
+        ({"reserved": {"172.17.0.0/16": 1}}, r"reserved must be a list of CIDRs, got dict"),
+        ({"node_networks": [["192.168.10.0/24"]]}, r"node_networks\[0\]: \['192\.168\.10\.0/24'\] is not a CIDR"),
+        (
+            {"pools": {"pods": {"ipv4": "10.32.0.0/12"}, "services": FLAT["pools"]["services"]}},
+            r"pools\.pods\.ipv4 must be a list of CIDRs, got str",
+        ),
+        ({"pools": {"pods": ["10.32.0.0/12"], "services": FLAT["pools"]["services"]}}, r"pools\.pods must map families to lists of CIDRs"),
+        ({"pools": {1: {}}}, r"unknown pool kind\(s\) 1; use pods, services, global"),
+        ({"pools": {"pods": {4: ["10.32.0.0/12"]}}}, r"pools\.pods: unknown family 4"),
+        (
+            {"clusters": {"alpha": {"max_pods_per_node": 2**40}}},
+            r"cluster alpha: max_pods_per_node 1099511627776 cannot fit an ipv4 node range",
+        ),
+        (
+            {"clusters": {"alpha": {"max_pods_per_node": 2**29, "nodes": 16}}},
+            r"cluster alpha: 16 nodes of /2 .* need more than the whole ipv4",
+        ),
+        (
+            {"clusters": {"alpha": {"global_addresses": 2**200}}},
+            r"cluster alpha: global_addresses 1606938044258990275541962092341162602522202993782792835301376 is more",
+        ),
+        ({"clusters": {"alpha": {"nodes": 10**30}}}, r"cluster alpha: 1000000000000000000000000000000 nodes need the node mask"),
+        ({"clusters": {"alpha": {"nodes": 2.5}}}, r"cluster alpha: nodes: 2\.5 must be a whole number"),
     ],
 )
 def test_bad_input(change, message):
     with pytest.raises(AnsibleFilterError, match=message):
-        plan_network(spec(FLAT, **change))
+        plan_network({**copy.deepcopy(FLAT), **change})
 
 
 def test_plan_must_be_a_dict():
