@@ -343,7 +343,7 @@ def test_a_cluster_with_two_cnis_is_refused(tmp_path):
     assert "Cluster birch mixes CNIs" in result.stdout, result.stdout[-2000:]
 
 
-@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg"])
+@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg", "network_plan_hosts"])
 def test_filters_are_documented_for_ansible_doc(name):
     result = run_ansible("ansible-doc", "-t", "filter", name)
     assert result.returncode == 0, result.stderr
