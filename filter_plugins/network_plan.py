@@ -641,9 +641,8 @@ def _plan(spec, lock, lock_file) -> dict:
         for family in families:
             # Retained clusters' ranges are taken too: nothing is handed out over them.
             taken = {name: net for (k, f, name), net in locked.items() if k == kind and f == family}
-            free_set = netaddr.IPSet(plan["pools"][kind][family])
-            for net in [n for _, n in exclusions] + list(taken.values()):
-                free_set.remove(net)
+            # One set difference: removing 10,000 locked ranges one at a time took seconds.
+            free_set = netaddr.IPSet(plan["pools"][kind][family]) - netaddr.IPSet([n for _, n in exclusions] + list(taken.values()))
             free = FreeSpace(family, free_set)
             wanted = {name: needs[name][family][kind] for name in plan["clusters"]}
             pool_name = f"pools.{kind}.{family}"
