@@ -204,6 +204,9 @@ def test_a_cluster_dropped_from_the_inventory_stays_reserved_until_released(tmp_
     assert kept["clusters"]["east"]["global_cidrs"] != before["clusters"]["west"]["global_cidrs"]
     report = (inventory / "network-plan.md").read_text()
     assert f"| west | {before['clusters']['west']['pod_cidrs'][0]} |" in report and "Kept reserved" in report
+    svg = ET.fromstring((inventory / "network-plan.svg").read_text())
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert f"{before['clusters']['west']['global_cidrs'][0]}: west" in titles  # drawn as taken, not free
 
     edit_yaml(vars_file, lambda data: data["network_plan"].update({"release": ["west"]}))
     result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
