@@ -536,7 +536,8 @@ def _check_lock_overlaps(model: str, entries: dict, where: str) -> None:
     for (name_a, a), (name_b, b) in itertools.pairwise(ordered):
         if a.version == b.version and b.first <= a.last:
             _fail(
-                f"{where}: {name_b} {b} overlaps {name_a} {a}; a {model} plan never gives two of them one address "
+                f"{where}: {name_b} {b} overlaps {name_a} {a}; {'an island' if model == 'island' else 'a flat'} plan never gives "
+                "two of them one address "
                 "(a bad merge of the lock?); restore the lock from version control, or release the cluster that is gone "
                 "(network_plan.release)"
             )

@@ -56,7 +56,7 @@ def test_island_global_range_copied_to_another_cluster():
     lock["clusters"]["gamma"]["global_cidrs"] = [alpha_global]
     fail(
         rf"lock file {LOCK_FILE}: cluster gamma's global range {alpha_global} overlaps cluster alpha's global range {alpha_global};"
-        r" a island plan never",
+        r" an island plan never gives two of them one address",
         ISLAND,
         lock,
     )
