@@ -107,7 +107,12 @@ def test_malformed_plans_give_only_filter_errors(spec):
 @given(st.data())
 def test_malformed_locks_give_only_filter_errors(data):
     base = data.draw(st.sampled_from([FLAT, ISLAND]))
-    lock = data.draw(mutated(plan_network(base)))
+    lock = plan_network(base)
+    if data.draw(st.booleans()):
+        lock = data.draw(mutated(lock))
+    else:  # aim at one cluster's entry, where most of the lock's structure is
+        name = data.draw(st.sampled_from(sorted(lock["clusters"])))
+        lock["clusters"][name] = data.draw(mutated(lock["clusters"][name]))
     only_filter_errors(lambda: network_plan(base, lock=lock, lock_file="/inv/network-plan.lock.yml"))
 
 
@@ -123,3 +128,28 @@ def test_malformed_lock_texts_give_only_filter_errors(data):
     insert = data.draw(st.sampled_from(["", "<<<<<<< HEAD\n", "=======\n", ">>>>>>> branch\n", "  - 10.0.0.0/8\n", "\t\n", "{\n"]))
     text = "".join(lines[:start] + [insert] + lines[end:] + lines[start:end] * data.draw(st.integers(0, 2)))
     only_filter_errors(lambda: network_plan(base, lock=text, lock_file="/inv/network-plan.lock.yml"))
+
+
+@SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from(["alpha-cp1", "alpha-w1", "beta-cp1", "alpha-gw"]),
+        st.dictionaries(st.sampled_from(["node_ips", "ansible_host", "gateway_cluster"]), garbage, max_size=3),
+        max_size=4,
+    ),
+    st.sampled_from([FLAT, ISLAND]),
+)
+def test_malformed_host_variables_give_only_filter_errors(hostvars, base):
+    from network_plan_hosts import network_plan_hosts
+
+    groups = {
+        "kube_control_plane": ["alpha-cp1", "beta-cp1"],
+        "kube_node": ["alpha-w1"],
+        "alpha": ["alpha-cp1", "alpha-w1"],
+        "beta": ["beta-cp1"],
+        "gateways": ["alpha-gw"],
+    }
+    try:
+        network_plan_hosts(plan_network(base), groups, hostvars)
+    except AnsibleFilterError as error:
+        assert str(error).startswith("network_plan_hosts: "), str(error)
