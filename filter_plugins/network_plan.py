@@ -7,6 +7,7 @@ import heapq
 import itertools
 import re
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
 try:
@@ -54,15 +55,26 @@ options:
       clusters:
         description: Cluster name to its sizes (the keys of C(defaults)).
         type: dict
+      release:
+        description:
+          - Names of clusters in the lock that are gone and whose ranges go back to the pools. A cluster in the lock
+            but not in C(clusters) and not named here keeps its ranges reserved (C(retained_clusters)).
+          - A name here must be in the lock and must not be in C(clusters).
+        type: list
   lock:
-    description: The previous output of this filter, or nothing. Its clusters keep their ranges.
-    type: dict
+    description:
+      - The previous output of this filter (a dict), or the text of the lock file holding it, or nothing (first plan).
+      - Its clusters keep their ranges. It is checked as strictly as a fresh plan; an empty or malformed lock is an error.
+    type: raw
+  lock_file:
+    description: The lock file's path, used only to name it in error messages.
+    type: str
 """
 
 EXAMPLES = r"""
 - name: Plan three flat dual-stack clusters, keeping what an earlier run allocated
   ansible.builtin.set_fact:
-    plan: "{{ network_plan | network_plan(lock=previous_plan | default(None)) }}"
+    plan: "{{ network_plan | network_plan(lock=previous_plan | default(None), lock_file='network-plan.lock.yml') }}"
 
 # network_plan:
 #   model: flat
@@ -101,6 +113,11 @@ _value:
         masquerade_pod_egress: {description: Whether pod egress leaving the cluster is masqueraded (island only)., type: bool}
         flannel: {description: Flannel net-conf.json keys (Network, SubnetLen, IPv6Network, IPv6SubnetLen, EnableIPv4/6)., type: dict}
         calico: {description: Calico IPPool fields per family (cidr, blockSize, natOutgoing)., type: dict}
+    retained_clusters:
+      description: Clusters of the lock that are not in C(clusters) and not released, exactly as the lock held them;
+        their ranges stay reserved. Later plays do not see them as clusters.
+      type: dict
+    released_clusters: {description: The clusters of the lock released by this plan (C(release))., type: list}
 """
 
 FILTER = "network_plan"
@@ -110,7 +127,9 @@ MODELS = ("flat", "island")
 POOL_KINDS = ("pods", "services", "global")
 CLUSTER_KEYS = ("nodes", "max_pods_per_node", "services", "global_addresses")
 BUILTIN_DEFAULTS = {"nodes": 3, "max_pods_per_node": 110, "services": 1024, "global_addresses": 16}
-CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # used with fullmatch: "$" would accept a trailing newline
+PLAN_KEYS = ("model", "ip_families", "pools", "node_networks", "reserved", "defaults", "clusters", "release")
+LOCK_FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
 
 # kube-apiserver rejects a service range with more than 20 host bits: /12 for IPv4, /108 for IPv6
 # (validateMaxCIDRRange in cmd/kube-apiserver/app/options/validation.go).
@@ -162,6 +181,27 @@ def _positive_int(value, where: str) -> int:
     return value
 
 
+def _names(values) -> str:
+    """Keys of any type, sorted and joined for a message (sorted() alone fails on mixed types)."""
+    return ", ".join(sorted(v if isinstance(v, str) else repr(v) for v in values))
+
+
+def _cidr_list(value, where: str) -> list:
+    """A list of CIDRs: a string or a mapping is refused, not walked one character or key at a time."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        hint = f"; write it as a list: [{value}]" if isinstance(value, str) else ""
+        _fail(f"{where} must be a list of CIDRs, got {type(value).__name__} {value!r}{hint}")
+    return value
+
+
+def _cluster_name(name, where: str) -> str:
+    if not isinstance(name, str) or not CLUSTER_NAME.fullmatch(name):
+        _fail(f"{where}: cluster name {name!r} must start with a lowercase letter and hold only a-z, 0-9, _ and - (at most 63)")
+    return name
+
+
 # --------------------------------------------------------------------------------------------------------
 # Input validation: everything is checked before anything is allocated.
 
@@ -169,51 +209,50 @@ def _positive_int(value, where: str) -> int:
 def _normalise(spec) -> dict:
     if not isinstance(spec, dict):
         _fail(f"the plan must be a dict, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - {"model", "ip_families", "pools", "node_networks", "reserved", "defaults", "clusters"})
+    unknown = set(spec) - set(PLAN_KEYS)
     if unknown:
-        _fail(f"unknown key(s) {', '.join(unknown)} in the plan")
+        _fail(f"unknown key(s) {_names(unknown)} in the plan; known keys: {', '.join(PLAN_KEYS)}")
 
     model = spec.get("model")
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         _fail(f"unknown model {model!r}; use one of: {', '.join(MODELS)}")
 
     families = spec.get("ip_families", ["ipv4"])
     if (
         not isinstance(families, list)
         or not 1 <= len(families) <= 2
+        or any(not isinstance(f, str) or f not in FAMILIES for f in families)
         or len(set(families)) != len(families)
-        or any(f not in FAMILIES for f in families)
     ):
         _fail(f"ip_families {families!r} must be [ipv4], [ipv6], or both in either order (the first is primary)")
 
     pools = spec.get("pools")
     if not isinstance(pools, dict):
         _fail("pools must be a dict with pods and services (and global in island mode)")
-    unknown = sorted(set(pools) - set(POOL_KINDS))
+    unknown = set(pools) - set(POOL_KINDS)
     if unknown:
-        _fail(f"unknown pool kind(s) {', '.join(unknown)}; use {', '.join(POOL_KINDS)}")
+        _fail(f"unknown pool kind(s) {_names(unknown)}; use {', '.join(POOL_KINDS)}")
     needed_kinds = ["pods", "services"] + (["global"] if model == "island" else [])
     norm_pools = {}
     for kind in POOL_KINDS:
-        per_family = pools.get(kind) or {}
+        per_family = pools.get(kind)
+        if per_family is None:
+            per_family = {}
         if not isinstance(per_family, dict):
-            _fail(f"pools.{kind} must map families to lists of CIDRs, e.g. {{ipv4: [10.32.0.0/12]}}")
+            _fail(f"pools.{kind} must map families to lists of CIDRs, e.g. {{ipv4: [10.32.0.0/12]}}, got {per_family!r}")
         norm_pools[kind] = {}
         for family, cidrs in per_family.items():
-            if family not in FAMILIES:
+            if not isinstance(family, str) or family not in FAMILIES:
                 _fail(f"pools.{kind}: unknown family {family!r}; use ipv4 or ipv6")
-            if isinstance(cidrs, str):
-                cidrs = [cidrs]
-            if not isinstance(cidrs, list):
-                _fail(f"pools.{kind}.{family} must be a list of CIDRs")
+            cidrs = _cidr_list(cidrs, f"pools.{kind}.{family}")
             norm_pools[kind][family] = [_parse_cidr(c, f"pools.{kind}.{family}[{i}]", family) for i, c in enumerate(cidrs)]
         if kind in needed_kinds:
             for family in families:
                 if not norm_pools[kind].get(family):
                     _fail(f"pools.{kind} has no {family} block, but ip_families includes {family}; add pools.{kind}.{family}")
 
-    node_networks = [_parse_cidr(c, f"node_networks[{i}]") for i, c in enumerate(spec.get("node_networks") or [])]
-    reserved = [_parse_cidr(c, f"reserved[{i}]") for i, c in enumerate(spec.get("reserved") or [])]
+    node_networks = [_parse_cidr(c, f"node_networks[{i}]") for i, c in enumerate(_cidr_list(spec.get("node_networks"), "node_networks"))]
+    reserved = [_parse_cidr(c, f"reserved[{i}]") for i, c in enumerate(_cidr_list(spec.get("reserved"), "reserved"))]
 
     # Pools must not overlap each other: a block listed twice, or as both pods and services, is ambiguous.
     labelled = [(f"pools.{k}.{f}", n) for k in POOL_KINDS for f in norm_pools[k] for n in norm_pools[k][f]]
@@ -222,9 +261,11 @@ def _normalise(spec) -> dict:
     _check_disjoint([(f"node_networks[{i}]", n) for i, n in enumerate(node_networks)], "overlaps")
 
     defaults = dict(BUILTIN_DEFAULTS)
-    user_defaults = spec.get("defaults") or {}
+    user_defaults = spec.get("defaults")
+    if user_defaults is None:
+        user_defaults = {}
     if not isinstance(user_defaults, dict):
-        _fail("defaults must be a dict")
+        _fail(f"defaults must be a dict, got {user_defaults!r}")
     _check_cluster_keys(user_defaults, "defaults")
     for key, value in user_defaults.items():
         defaults[key] = _positive_int(value, f"defaults.{key}")
@@ -232,15 +273,32 @@ def _normalise(spec) -> dict:
     clusters = spec.get("clusters")
     if not isinstance(clusters, dict) or not clusters:
         _fail("clusters must be a non-empty dict of cluster name to sizes")
+    for name in clusters:
+        _cluster_name(name, "clusters")
     norm_clusters = {}
     for name in sorted(clusters):
-        if not isinstance(name, str) or not CLUSTER_NAME.match(name):
-            _fail(f"cluster name {name!r} must start with a lowercase letter and hold only a-z, 0-9, _ and -")
-        sizes = clusters[name] or {}
+        sizes = clusters[name]
+        if sizes is None:
+            sizes = {}
         if not isinstance(sizes, dict):
             _fail(f"cluster {name}: sizes must be a dict, got {sizes!r}")
         _check_cluster_keys(sizes, f"cluster {name}")
         norm_clusters[name] = {k: _positive_int(sizes.get(k, defaults[k]), f"cluster {name}: {k}") for k in CLUSTER_KEYS}
+
+    release = spec.get("release")
+    if release is None:
+        release = []
+    if not isinstance(release, list):
+        _fail(f"release must be a list of cluster names, got {type(release).__name__} {release!r}")
+    for name in release:
+        _cluster_name(name, "release")
+        if name in norm_clusters:
+            _fail(
+                f"release names cluster {name}, which is still in clusters; release only a cluster that is gone "
+                f"(remove it from clusters), or remove {name} from release to keep it"
+            )
+    if len(set(release)) != len(release):
+        _fail(f"release {release!r} names a cluster twice")
 
     return {
         "model": model,
@@ -249,13 +307,14 @@ def _normalise(spec) -> dict:
         "node_networks": node_networks,
         "reserved": reserved,
         "clusters": norm_clusters,
+        "release": sorted(release),
     }
 
 
 def _check_cluster_keys(sizes: dict, where: str) -> None:
-    unknown = sorted(set(sizes) - set(CLUSTER_KEYS))
+    unknown = set(sizes) - set(CLUSTER_KEYS)
     if unknown:
-        _fail(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(CLUSTER_KEYS)}")
+        _fail(f"{where}: unknown key(s) {_names(unknown)}; known keys: {', '.join(CLUSTER_KEYS)}")
 
 
 def _check_disjoint(labelled: list, verb: str) -> None:
@@ -299,12 +358,19 @@ def _requirements(name: str, sizes: dict, family: str) -> dict:
             f"cluster {name}: {sizes['services']} services need an {family} service range of /{bits - service_bits}; "
             f"Kubernetes allows at most /{bits - SERVICE_MAX_HOST_BITS} ({1 << SERVICE_MAX_HOST_BITS} addresses)"
         )
-    return {
-        "node_mask": node_mask,
-        "pods": node_mask - node_bits,
-        "services": bits - service_bits,
-        "global": bits - _host_bits(sizes["global_addresses"]),
-    }
+    pods = node_mask - node_bits
+    if pods < 0:
+        _fail(
+            f"cluster {name}: {sizes['nodes']} nodes of /{node_mask} (max_pods_per_node {sizes['max_pods_per_node']}) need "
+            f"more than the whole {family} address space; lower nodes or max_pods_per_node"
+        )
+    global_bits = _host_bits(sizes["global_addresses"])
+    if global_bits > bits:
+        _fail(
+            f"cluster {name}: global_addresses {sizes['global_addresses']} is more than the whole {family} address space "
+            f"({1 << bits} addresses); lower global_addresses"
+        )
+    return {"node_mask": node_mask, "pods": pods, "services": bits - service_bits, "global": bits - global_bits}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -375,48 +441,165 @@ def _cidr(family: str, start: int, prefixlen: int) -> str:
 # The lock: ranges of clusters planned before are kept exactly.
 
 
-def _locked_ranges(lock, plan: dict) -> dict:
-    """Returns {(kind, family, cluster): IPNetwork} from the previous plan, after checking it still holds."""
+class _LockLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice (a bad merge can leave one; PyYAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice (a bad merge?)", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_lock(lock, where: str):
+    """The lock as a dict: parsed from its text when given as a string; empty, unparsable or wrong shape is an error."""
+    fix = "restore it from version control, or move it away to plan from scratch on purpose (renumbering destroys live clusters)"
+    if isinstance(lock, str):
+        if not lock.strip():
+            _fail(f"{where} exists but is empty; {fix}")
+        try:
+            lock = yaml.load(str(lock), Loader=_LockLoader)
+        except yaml.YAMLError as error:
+            _fail(f"{where} is not valid YAML ({' '.join(str(error).split())}); {fix}")
+        if lock is None:
+            _fail(f"{where} exists but holds nothing; {fix}")
+    if not isinstance(lock, dict):
+        _fail(f"{where} must hold the previous plan (a mapping with model, ip_families and clusters), got {type(lock).__name__}; {fix}")
     if not lock:
-        return {}
-    if not isinstance(lock, dict) or not isinstance(lock.get("clusters"), dict):
-        _fail("lock must be the previous output of network_plan (a dict with clusters)")
-    if lock.get("model") != plan["model"]:
-        _fail(
-            f"the lock was planned for model {lock.get('model')!r}, the plan asks for {plan['model']!r}; changing the model "
-            "renumbers every live cluster; move the lock file away to start a new plan on purpose"
-        )
-    old_families = lock.get("ip_families") or []
-    if old_families and old_families[0] != plan["ip_families"][0]:
-        _fail(
-            f"the lock's primary family is {old_families[0]}, the plan's is {plan['ip_families'][0]}; a live cluster "
-            "cannot change its primary family"
-        )
-    locked = {}
-    field = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
-    for name, old in sorted(lock["clusters"].items()):
-        if name not in plan["clusters"]:
-            continue  # a cluster removed from the inventory gives its ranges back
-        for kind, key in field.items():
-            for i, value in enumerate(old.get(key) or []):
-                net = _parse_cidr(value, f"lock: cluster {name}: {key}[{i}]")
-                locked[(kind, _family_of(net), name)] = net
-    return locked
+        _fail(f"{where} is empty; {fix}")
+    return lock
 
 
-def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list) -> None:
+def _lock_entries(lock: dict, where: str) -> dict:
+    """Every cluster the lock holds (planned or retained) -> {kind: {family: IPNetwork}}, after checking its shape."""
+    fix = "restore the lock from version control"
+    if lock.get("model") not in MODELS:
+        _fail(f"{where}: model {lock.get('model')!r} is not one of {', '.join(MODELS)}; {fix}")
+    families = lock.get("ip_families")
+    if not isinstance(families, list) or not families or any(not isinstance(f, str) or f not in FAMILIES for f in families):
+        _fail(f"{where}: ip_families {families!r} must be a list of ipv4 and/or ipv6; {fix}")
+    entries: dict = {}
+    for section in ("clusters", "retained_clusters"):
+        clusters = lock.get(section)
+        if clusters is None and section == "retained_clusters":
+            continue  # written by versions before retained clusters existed
+        if not isinstance(clusters, dict):
+            _fail(f"{where}: {section} must be a mapping of cluster name to its ranges, got {clusters!r}; {fix}")
+        for name, cluster in clusters.items():
+            _cluster_name(name, f"{where}: {section}")
+            if name in entries:
+                _fail(f"{where}: cluster {name} is in both clusters and retained_clusters; {fix}")
+            if not isinstance(cluster, dict):
+                _fail(f"{where}: {section}.{name} must be a mapping of its ranges, got {cluster!r}; {fix}")
+            entries[name] = {}
+            for kind, key in LOCK_FIELDS.items():
+                values = cluster.get(key, [] if kind == "global" else None)
+                if not isinstance(values, list) or (kind != "global" and not values):
+                    _fail(f"{where}: {section}.{name}.{key} must be a list of CIDRs, one per family, got {values!r}; {fix}")
+                per_family = entries[name].setdefault(kind, {})
+                for i, value in enumerate(values):
+                    net = _parse_cidr(value, f"{where}: {section}.{name}.{key}[{i}]")
+                    family = _family_of(net)
+                    if family in per_family:
+                        _fail(f"{where}: {section}.{name}.{key} holds two {family} ranges, {per_family[family]} and {net}; {fix}")
+                    per_family[family] = net
+    return entries
+
+
+def _check_lock_overlaps(model: str, entries: dict, where: str) -> None:
+    """The lock's ranges follow the model's rules, as a fresh plan's do: in flat mode no two ranges share an address;
+    in island mode every cluster holds the one shared pod range and the one shared service range per family, and no
+    two global ranges (or a global and a shared range) share an address."""
+    labelled = []
+    shared: dict = {}
+    for name in sorted(entries):
+        for kind in POOL_KINDS:
+            for family, net in sorted(entries[name].get(kind, {}).items()):
+                if model == "island" and kind != "global":
+                    first = shared.setdefault((kind, family), (name, net))
+                    if first[1] != net:
+                        _fail(
+                            f"{where}: island clusters share one {kind} range per family, but cluster {first[0]} holds "
+                            f"{first[1]} and cluster {name} holds {net}; restore the lock from version control"
+                        )
+                else:
+                    labelled.append((f"cluster {name}'s {kind} range", net))
+    labelled += [(f"the shared island {kind} range", net) for (kind, _), (_, net) in shared.items()]
+    ordered = sorted(labelled, key=lambda item: (item[1].version, item[1].first, -item[1].last, item[0]))
+    for (name_a, a), (name_b, b) in itertools.pairwise(ordered):
+        if a.version == b.version and b.first <= a.last:
+            _fail(
+                f"{where}: {name_b} {b} overlaps {name_a} {a}; {'an island' if model == 'island' else 'a flat'} plan never gives "
+                "two of them one address "
+                "(a bad merge of the lock?); restore the lock from version control, or release the cluster that is gone "
+                "(network_plan.release)"
+            )
+
+
+def _read_lock(lock, lock_file, plan: dict) -> tuple[dict, dict, list]:
+    """Returns ({(kind, family, cluster): IPNetwork} for every cluster the lock holds, the retained clusters' lock
+    entries, the released names), after checking the lock as strictly as a fresh plan."""
+    where = f"lock file {lock_file}" if lock_file else "the lock"
+    if lock is None:
+        if plan["release"]:
+            _fail(f"release names {', '.join(plan['release'])}, but there is no lock (a first plan); remove release")
+        return {}, {}, []
+    lock = _load_lock(lock, where)
+    entries = _lock_entries(lock, where)
+    if lock["model"] != plan["model"]:
+        _fail(
+            f"the lock was planned for model {lock['model']!r}, the plan asks for {plan['model']!r}; changing the model "
+            f"renumbers every live cluster; move the lock file away to start a new plan on purpose ({where})"
+        )
+    if lock["ip_families"][0] != plan["ip_families"][0]:
+        _fail(
+            f"the lock's primary family is {lock['ip_families'][0]}, the plan's is {plan['ip_families'][0]}; a live cluster "
+            f"cannot change its primary family ({where})"
+        )
+    for name in plan["release"]:
+        if name not in entries:
+            _fail(
+                f"release names cluster {name}, which {where} does not hold (already released, or a typo?); "
+                f"the lock holds: {', '.join(sorted(entries))}; remove {name} from release"
+            )
+    for name in plan["release"]:
+        del entries[name]
+    _check_lock_overlaps(plan["model"], entries, where)
+    old = {**(lock.get("retained_clusters") or {}), **lock["clusters"]}
+    retained = {name: old[name] for name in sorted(entries) if name not in plan["clusters"]}
+    locked = {
+        (kind, family, name): net
+        for name, kinds in entries.items()
+        for kind, per_family in kinds.items()
+        for family, net in per_family.items()
+    }
+    return locked, retained, plan["release"]
+
+
+def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list, lock_file) -> None:
+    where = f"lock file {lock_file}" if lock_file else "the lock"
     for (kind, family, name), net in sorted(locked.items(), key=lambda i: i[0]):
         if family not in plan["ip_families"]:
             continue
         pool = plan["pools"][kind].get(family, [])
         if not any(net in block for block in pool):
             _fail(
-                f"cluster {name}'s locked {kind} range {net} is no longer inside pools.{kind}.{family}; put the block back "
-                "in the pool (renumbering a live cluster destroys it), or remove the cluster from the lock on purpose"
+                f"cluster {name}'s locked {kind} range {net} ({where}) is no longer inside pools.{kind}.{family}; put the "
+                "block back in the pool (renumbering a live cluster destroys it), or, if the cluster is gone, remove it "
+                "from clusters and name it in network_plan.release"
             )
         for label, excluded in exclusions:
             if excluded.version == net.version and excluded.first <= net.last and net.first <= excluded.last:
-                _fail(f"cluster {name}'s locked {kind} range {net} overlaps {label} {excluded}; move {label} elsewhere")
+                _fail(f"cluster {name}'s locked {kind} range {net} ({where}) overlaps {label} {excluded}; move {label} elsewhere")
+        if name not in needs:
+            continue  # retained: no sizes to outgrow
         need = needs[name][family][kind]
         if net.prefixlen > need:
             _fail(
@@ -429,7 +612,7 @@ def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list) -> No
 # The plan.
 
 
-def plan_network(spec, lock=None) -> dict:
+def plan_network(spec, lock=None, lock_file=None) -> dict:
     """The filter's logic: plain data in, plain data out."""
     if netaddr is None:
         _fail("the netaddr Python library is required on the controller: pip install netaddr")
@@ -438,29 +621,29 @@ def plan_network(spec, lock=None) -> dict:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _plan(spec, lock)
+        return _plan(spec, lock, lock_file)
     finally:
         if collecting:
             gc.enable()
 
 
-def _plan(spec, lock) -> dict:
+def _plan(spec, lock, lock_file) -> dict:
     plan = _normalise(spec)
     families, model = plan["ip_families"], plan["model"]
     needs = {name: {f: _requirements(name, sizes, f) for f in families} for name, sizes in plan["clusters"].items()}
     exclusions = [(f"node_networks[{i}]", n) for i, n in enumerate(plan["node_networks"])]
     exclusions += [(f"reserved[{i}]", n) for i, n in enumerate(plan["reserved"])]
-    locked = _locked_ranges(lock, plan)
-    _check_locked(plan, locked, needs, exclusions)
+    locked, retained, released = _read_lock(lock, lock_file, plan)
+    _check_locked(plan, locked, needs, exclusions, lock_file)
 
     allocated: dict = {}  # (kind, family, cluster) -> (first address, prefixlen)
     kinds = ("pods", "services", "global") if model == "island" else ("pods", "services")
     for kind in kinds:
         for family in families:
+            # Retained clusters' ranges are taken too: nothing is handed out over them.
             taken = {name: net for (k, f, name), net in locked.items() if k == kind and f == family}
-            free_set = netaddr.IPSet(plan["pools"][kind][family])
-            for net in [n for _, n in exclusions] + list(taken.values()):
-                free_set.remove(net)
+            # One set difference: removing 10,000 locked ranges one at a time took seconds.
+            free_set = netaddr.IPSet(plan["pools"][kind][family]) - netaddr.IPSet([n for _, n in exclusions] + list(taken.values()))
             free = FreeSpace(family, free_set)
             wanted = {name: needs[name][family][kind] for name in plan["clusters"]}
             pool_name = f"pools.{kind}.{family}"
@@ -472,18 +655,19 @@ def _plan(spec, lock) -> dict:
                 for name, prefixlen in wanted.items():
                     net = taken.get(name)
                     allocated[(kind, family, name)] = (net.first, net.prefixlen) if net else (starts[name], prefixlen)
-    return _render(plan, needs, allocated)
+    result = _render(plan, needs, allocated)
+    result["retained_clusters"] = retained
+    result["released_clusters"] = released
+    return result
 
 
 def _shared_block(pool_name: str, kind: str, family: str, free: FreeSpace, wanted: dict, taken: dict) -> tuple[int, int]:
-    """Island mode: one range every cluster reuses, sized for the largest, or the one the lock already holds."""
-    locked = set(taken.values())
-    if len(locked) > 1:
-        _fail(f"the lock gives island clusters different {kind} ranges ({', '.join(sorted(map(str, locked)))}); repair the lock")
-    if not locked:
+    """Island mode: one range every cluster reuses, sized for the largest, or the one the lock already holds (the
+    lock's check has made sure its clusters hold one and the same)."""
+    if not taken:
         need = min(wanted.values())
         return _allocate(pool_name, family, free, [(need, "the shared island range")])["the shared island range"], need
-    shared = locked.pop()
+    shared = next(iter(taken.values()))
     for name, prefixlen in wanted.items():
         if prefixlen < shared.prefixlen:
             _fail(
@@ -548,11 +732,13 @@ def _render(plan: dict, needs: dict, allocated: dict) -> dict:
     }
 
 
-def network_plan(spec, lock=None):
+def network_plan(spec, lock=None, lock_file=None):
     """Jinja wrapper: checks the arguments, then plans."""
-    if lock is not None and lock != "" and not isinstance(lock, dict):
-        _fail(f"lock must be the previous plan (a dict) or nothing, got {type(lock).__name__}")
-    return plan_network(spec, lock or None)
+    if lock_file is not None and not isinstance(lock_file, str):
+        _fail(f"lock_file must be the lock file's path (a string), got {type(lock_file).__name__}")
+    if lock is not None and not isinstance(lock, (dict, str)):
+        _fail(f"lock must be the previous plan (a dict or its YAML text) or nothing, got {type(lock).__name__}")
+    return plan_network(spec, lock, lock_file)
 
 
 class FilterModule:

@@ -1,5 +1,6 @@
 """Integration: playbooks/plan.yml against the example inventories, and its failure before any other play."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -91,22 +92,228 @@ def test_lock_keeps_clusters_when_one_is_added(example):
     assert "aaa" in after["clusters"]
 
 
-def test_bad_plan_fails_before_any_other_play(tmp_path):
-    inventory = copy_example("flat", tmp_path)
-    vars_file = inventory / "group_vars" / "all" / "network_plan.yml"
-    vars_file.write_text(vars_file.read_text().replace("10.32.0.0/12", "10.32.0.0/33"))
+def run_site_expecting_failure(inventory: Path, tmp_path: Path) -> str:
+    """Run plan.yml followed by a later play that leaves a marker; the plan must fail and the later play must not run.
+    Returns the [ERROR] line (one line, as Ansible prints it), for the caller to check."""
     marker = tmp_path / "later-play-ran"
     site = tmp_path / "site.yml"
     site.write_text(
         f"- ansible.builtin.import_playbook: {ROOT}/playbooks/plan.yml\n"
-        "- name: A later play\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "- name: A later play\n  hosts: all\n  gather_facts: false\n  tasks:\n"
         f"    - name: Leave a marker\n      ansible.builtin.file:\n        path: {marker}\n        state: touch\n        mode: '0644'\n"
+        "      delegate_to: localhost\n      run_once: true\n"
+    )
+    lock = inventory / "network-plan.lock.yml"
+    lock_before = lock.read_bytes() if lock.exists() else None
+    result = run_playbook(inventory, site)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert not marker.exists()
+    # Nothing is written either: the lock stays as it was (or absent).
+    assert (lock.read_bytes() if lock.exists() else None) == lock_before
+    errors = [line for line in result.stdout.splitlines() if line.startswith("[ERROR]: ")]
+    assert errors, result.stdout[-3000:] + result.stderr[-3000:]
+    return errors[0]
+
+
+def edit_yaml(path: Path, edit) -> None:
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_bad_plan_fails_before_any_other_play(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    vars_file = inventory / "group_vars" / "all" / "network_plan.yml"
+    vars_file.write_text(vars_file.read_text().replace("10.32.0.0/12", "10.32.0.0/33"))
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert "network_plan: pools.pods.ipv4[0]: '10.32.0.0/33' is not a valid CIDR" in error
+    assert not (inventory / "network-plan.lock.yml").exists()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The lock: checked as strictly as a fresh plan, and only a missing lock means a first plan.
+
+
+def planned_example(name: str, tmp_path: Path) -> Path:
+    inventory = copy_example(name, tmp_path)
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    return inventory
+
+
+def test_a_lock_giving_two_clusters_one_range_is_refused_naming_both_and_the_file(tmp_path):
+    inventory = planned_example("flat", tmp_path)
+    lock = inventory / "network-plan.lock.yml"
+    amber = yaml.safe_load(lock.read_text())["clusters"]["amber"]["pod_cidrs"][0]
+    edit_yaml(lock, lambda data: data["clusters"]["birch"]["pod_cidrs"].__setitem__(0, amber))  # a bad merge
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert f"network_plan: lock file {lock}: cluster birch's pods range {amber} overlaps cluster amber's pods range {amber}" in error
+
+
+def test_an_island_lock_giving_two_clusters_one_global_range_is_refused(tmp_path):
+    inventory = planned_example("island", tmp_path)
+    lock = inventory / "network-plan.lock.yml"
+    north = yaml.safe_load(lock.read_text())["clusters"]["north"]["global_cidrs"][0]
+    edit_yaml(lock, lambda data: data["clusters"]["west"].__setitem__("global_cidrs", [north]))
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert f"lock file {lock}: cluster west's global range" in error and f"overlaps cluster north's global range {north}" in error
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "exists but is empty"),
+        ("# nothing but a comment\n", "exists but holds nothing"),
+        ("clusters: [unclosed\n", "is not valid YAML (while parsing a flow sequence"),
+        ("- a list\n", "must hold the previous plan (a mapping with model, ip_families and clusters), got list"),
+        ("model: flat\nip_families: [ipv4]\nclusters:\n  amber:\n", ": clusters.amber must be a mapping of its ranges, got None"),
+    ],
+)
+def test_a_malformed_lock_file_is_named(tmp_path, text, message):
+    inventory = copy_example("flat", tmp_path)
+    lock = inventory / "network-plan.lock.yml"
+    lock.write_text(text)
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert f"network_plan: lock file {lock}" in error and message in error, error
+    assert "Traceback" not in error and "Unknown error" not in error
+
+
+def test_a_cluster_dropped_from_the_inventory_stays_reserved_until_released(tmp_path):
+    inventory = planned_example("island", tmp_path)
+    lock = inventory / "network-plan.lock.yml"
+    before = yaml.safe_load(lock.read_text())
+    vars_file = inventory / "group_vars" / "all" / "network_plan.yml"
+    hosts = inventory / "hosts.yml"
+
+    def drop_west_add_east(data):
+        data["all"]["children"]["east"] = {"vars": {"cluster_name": "east"}, "hosts": {"east-cp1": None}}
+        data["all"]["children"]["kube_control_plane"]["hosts"]["east-cp1"] = None
+        del data["all"]["children"]["west"]
+        del data["all"]["children"]["kube_control_plane"]["hosts"]["west-cp1"]
+        del data["all"]["children"]["kube_node"]["hosts"]["west-w1"]
+        del data["all"]["children"]["gateways"]["hosts"]["west-gw"]
+
+    edit_yaml(hosts, drop_west_add_east)
+    # west leaves the plan (or its name gets a typo) and a new cluster arrives in the same run.
+    edit_yaml(vars_file, lambda data: data["network_plan"]["clusters"].update({"east": {"nodes": 4}}))
+    edit_yaml(vars_file, lambda data: data["network_plan"]["clusters"].pop("west"))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    kept = yaml.safe_load(lock.read_text())
+    assert kept["retained_clusters"] == {"west": before["clusters"]["west"]}
+    assert kept["clusters"]["east"]["global_cidrs"] != before["clusters"]["west"]["global_cidrs"]
+    report = (inventory / "network-plan.md").read_text()
+    assert f"| west | {before['clusters']['west']['pod_cidrs'][0]} |" in report and "Kept reserved" in report
+    svg = ET.fromstring((inventory / "network-plan.svg").read_text())
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert f"{before['clusters']['west']['global_cidrs'][0]}: west" in titles  # drawn as taken, not free
+
+    edit_yaml(vars_file, lambda data: data["network_plan"].update({"release": ["west"]}))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    released = yaml.safe_load(lock.read_text())
+    assert released["retained_clusters"] == {} and released["released_clusters"] == ["west"]
+    report = (inventory / "network-plan.md").read_text()
+    assert "Released by this plan (`network_plan.release`), their ranges back in the pools: west." in report
+    assert "Kept reserved" not in report
+
+    # Named again, west is unknown: an error, so a typo in release never passes silently.
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert f"network_plan: release names cluster west, which lock file {lock} does not hold (already released, or a typo?)" in error
+
+
+# --------------------------------------------------------------------------------------------------------
+# Host-level consistency: refused in the plan play, before any other play.
+
+
+def test_a_host_in_two_cluster_groups_is_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    edit_yaml(inventory / "hosts.yml", lambda data: data["all"]["children"]["cedar"]["hosts"].update({"birch-w2": None}))
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert "network_plan_hosts: host birch-w2 is in the groups of 2 clusters (birch, cedar); a host belongs to one cluster" in error
+
+
+def test_two_hosts_with_one_node_address_are_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars" / "amber-w1.yml").write_text("node_ips: [192.168.10.21, 'fd00:10::21']\n")
+    (inventory / "host_vars" / "cedar-w1.yml").write_text("node_ips: [192.168.10.21]\n")
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert "hosts amber-w1 and cedar-w1 have the same node address 192.168.10.21 (node_ips of amber-w1, node_ips of cedar-w1)" in error
+
+
+def test_a_node_address_inside_a_planned_range_is_refused(tmp_path):
+    inventory = copy_example("island", tmp_path)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("south-cp1: {ansible_host: 192.168.120.11}", "south-cp1: {ansible_host: 10.96.0.7}"))
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert (
+        "network_plan_hosts: host south-cp1's node address 10.96.0.7 (ansible_host) is inside the island services range "
+        "10.96.0.0/22 (shared by every cluster)" in error
+    )
+
+
+def test_gateways_in_a_flat_plan_are_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    edit_yaml(
+        inventory / "hosts.yml",
+        lambda data: data["all"]["children"].update({"gateways": {"hosts": {"amber-gw": {"gateway_cluster": "amber"}}}}),
+    )
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert "network_plan_hosts: the plan is flat, but the inventory has gateways (amber-gw)" in error
+
+
+def test_an_island_gateway_for_an_ipv6_cluster_is_refused(tmp_path):
+    inventory = copy_example("island", tmp_path)
+
+    def dual_stack(data):
+        plan = data["network_plan"]
+        plan["ip_families"] = ["ipv4", "ipv6"]
+        for kind, block in (("pods", "fd10::/48"), ("services", "fd20::/108"), ("global", "fd30::/112")):
+            plan["pools"][kind]["ipv6"] = [block]
+
+    edit_yaml(inventory / "group_vars" / "all" / "network_plan.yml", dual_stack)
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert (
+        "network_plan_hosts: gateway north-gw serves cluster north, whose plan has ipv6 (ip_families ['ipv4', 'ipv6']); "
+        "the island gateway serves IPv4 only" in error
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The initialising control plane: the first of the cluster in inventory order, on every run.
+
+
+def test_each_cluster_initialises_from_its_first_control_plane_in_inventory_order(tmp_path):
+    inventory = copy_example("island", tmp_path)
+    # Five north control planes, listed in an order that is neither sorted nor reverse sorted, and listed in yet
+    # another order in the cluster's own group: the kube_control_plane order decides.
+    order = ["north-cp4", "north-cp2", "north-cp5", "north-cp1", "north-cp3"]
+
+    def many_control_planes(data):
+        children = data["all"]["children"]
+        others = {h: v for h, v in children["kube_control_plane"]["hosts"].items() if not h.startswith("north")}
+        children["kube_control_plane"]["hosts"] = {**{h: None for h in order}, **others}
+        children["north"]["hosts"] = {h: None for h in sorted(order)} | {"north-w[1:2]": None}
+
+    edit_yaml(inventory / "hosts.yml", many_control_planes)
+    out = tmp_path / "init-hosts.json"
+    site = tmp_path / "site.yml"
+    site.write_text(
+        f"- ansible.builtin.import_playbook: {ROOT}/playbooks/plan.yml\n"
+        "- name: Record what plan.yml decided\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Write the init hosts\n      ansible.builtin.copy:\n"
+        "        content: \"{{ {'clusters': archipelago_init_hosts,"
+        " 'hosts': dict(kube | zip(kube | map('extract', hostvars, 'cluster_init_host')))} | to_json }}\"\n"
+        f"        dest: {out}\n        mode: '0644'\n"
+        "      vars:\n        kube: \"{{ groups['kube_control_plane'] + groups['kube_node'] }}\"\n"
     )
     result = run_playbook(inventory, site)
-    assert result.returncode != 0
-    assert "network_plan: pools.pods.ipv4[0]: '10.32.0.0/33' is not a valid CIDR" in result.stdout
-    assert not marker.exists()
-    assert not (inventory / "network-plan.lock.yml").exists()
+    assert result.returncode == 0, result.stdout[-3000:]
+    recorded = json.loads(out.read_text())
+    assert recorded["clusters"] == {"north": "north-cp4", "south": "south-cp1", "west": "west-cp1"}
+    for host, init in recorded["hosts"].items():
+        assert init == recorded["clusters"][host.split("-")[0]], (host, init)
 
 
 def test_host_outside_planned_clusters_is_refused(tmp_path):
@@ -139,7 +346,7 @@ def test_a_cluster_with_two_cnis_is_refused(tmp_path):
     assert "Cluster birch mixes CNIs" in result.stdout, result.stdout[-2000:]
 
 
-@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg"])
+@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg", "network_plan_hosts"])
 def test_filters_are_documented_for_ansible_doc(name):
     result = run_ansible("ansible-doc", "-t", "filter", name)
     assert result.returncode == 0, result.stderr

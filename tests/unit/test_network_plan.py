@@ -188,8 +188,13 @@ def test_lock_keeps_existing_clusters_exactly():
     assert plan_network(added)["clusters"]["alpha"]["pod_cidrs"] != first["clusters"]["alpha"]["pod_cidrs"]
 
 
-def test_lock_is_accepted_through_the_jinja_wrapper_and_empty_locks_mean_none():
-    assert network_plan(FLAT, lock=None) == network_plan(FLAT, lock="") == network_plan(FLAT, lock={})
+def test_lock_is_accepted_through_the_jinja_wrapper_as_a_dict_or_its_yaml_text():
+    import yaml
+
+    first = plan_network(FLAT)
+    assert network_plan(FLAT, lock=first) == network_plan(FLAT, lock=yaml.safe_dump(first)) == first
+    # Only no lock at all means a first plan; an empty lock is an error (see test_network_plan_lock.py).
+    assert network_plan(FLAT, lock=None) == first
 
 
 def test_lock_outgrown_cluster_is_an_error_naming_it():
@@ -219,7 +224,7 @@ def test_lock_range_no_longer_in_pool():
     shrunk = copy.deepcopy(FLAT)
     shrunk["pools"]["pods"]["ipv4"] = ["10.32.0.0/12"]
     with pytest.raises(
-        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 is no longer inside pools\.pods\.ipv4"
+        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 \(the lock\) is no longer inside pools\.pods\.ipv4"
     ):
         plan_network(shrunk, lock=first)
 
@@ -228,7 +233,8 @@ def test_lock_range_overlapping_a_new_node_network():
     first = plan_network(FLAT)
     moved = spec(FLAT, node_networks=["10.64.1.0/24"])
     with pytest.raises(
-        AnsibleFilterError, match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 overlaps node_networks\[0\] 10\.64\.1\.0/24"
+        AnsibleFilterError,
+        match=r"cluster alpha's locked pods range 10\.64\.0\.0/16 \(the lock\) overlaps node_networks\[0\] 10\.64\.1\.0/24",
     ):
         plan_network(moved, lock=first)
 
@@ -247,18 +253,25 @@ def test_lock_primary_family_change_is_refused():
 
 
 def test_lock_must_be_a_plan():
-    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous plan \(a dict\) or nothing, got list"):
+    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous plan \(a dict or its YAML text\) or nothing, got list"):
         network_plan(FLAT, lock=["x"])
-    with pytest.raises(AnsibleFilterError, match=r"lock must be the previous output of network_plan"):
+    with pytest.raises(AnsibleFilterError, match=r"the lock: ip_families None must be a list of ipv4 and/or ipv6"):
         plan_network(FLAT, lock={"model": "flat"})
 
 
-def test_removed_cluster_frees_its_ranges():
+def test_removed_cluster_keeps_its_ranges_until_released():
     first = plan_network(FLAT)
     only_beta = spec(FLAT, clusters={"beta": {"nodes": 12}, "zeta": {"nodes": 200}})
     second = plan_network(only_beta, lock=first)
     assert second["clusters"]["beta"] == first["clusters"]["beta"]
     assert "alpha" not in second["clusters"]
+    assert second["retained_clusters"] == {"alpha": first["clusters"]["alpha"]}
+    taken = netaddr.IPSet(first["clusters"]["alpha"]["pod_cidrs"] + first["clusters"]["alpha"]["service_cidrs"])
+    zeta = second["clusters"]["zeta"]
+    assert not taken & netaddr.IPSet(zeta["pod_cidrs"] + zeta["service_cidrs"])
+    # Released on purpose, alpha's ranges are free again and the plan says so.
+    released = plan_network(spec(only_beta, release=["alpha"]), lock=first)
+    assert released["retained_clusters"] == {} and released["released_clusters"] == ["alpha"]
 
 
 @pytest.mark.parametrize(
@@ -284,11 +297,45 @@ def test_removed_cluster_frees_its_ranges():
         ({"clusters": {"alpha": {"nodes": "3"}}}, r"cluster alpha: nodes: '3' must be a whole number"),
         ({"defaults": {"nodes": True}}, r"defaults\.nodes: True must be a whole number"),
         ({"defaults": {"pods": 3}}, r"defaults: unknown key\(s\) pods"),
+        # Malformed structures get a sentence, never a raw Python exception.
+        ({"clusters": {"alpha\n": {}}}, r"clusters: cluster name 'alpha\\n' must start with a lowercase letter"),
+        ({"clusters": {1: {}, "alpha": {}}}, r"clusters: cluster name 1 must start with a lowercase letter"),
+        ({"clusters": {"alpha": []}}, r"cluster alpha: sizes must be a dict, got \[\]"),
+        ({"colour": 1, 2: 3}, r"unknown key\(s\) 2, colour in the plan"),
+        ({"defaults": {1: 3, "x": 1}}, r"defaults: unknown key\(s\) 1, x"),
+        ({"defaults": [1]}, r"defaults must be a dict, got \[1\]"),
+        ({"ip_families": "ipv4"}, r"ip_families 'ipv4' must be \[ipv4\], \[ipv6\], or both"),
+        ({"ip_families": [{"ipv4": 1}]}, r"ip_families \[\{'ipv4': 1\}\] must be"),
+        ({"model": ["flat"]}, r"unknown model \['flat'\]"),
+        ({"node_networks": "192.168.10.0/24"}, r"node_networks must be a list of CIDRs, got str '192\.168\.10\.0/24'; write it as a list"),
+        ({"reserved": {"172.17.0.0/16": 1}}, r"reserved must be a list of CIDRs, got dict"),
+        ({"node_networks": [["192.168.10.0/24"]]}, r"node_networks\[0\]: \['192\.168\.10\.0/24'\] is not a CIDR"),
+        (
+            {"pools": {"pods": {"ipv4": "10.32.0.0/12"}, "services": FLAT["pools"]["services"]}},
+            r"pools\.pods\.ipv4 must be a list of CIDRs, got str",
+        ),
+        ({"pools": {"pods": ["10.32.0.0/12"], "services": FLAT["pools"]["services"]}}, r"pools\.pods must map families to lists of CIDRs"),
+        ({"pools": {1: {}}}, r"unknown pool kind\(s\) 1; use pods, services, global"),
+        ({"pools": {"pods": {4: ["10.32.0.0/12"]}}}, r"pools\.pods: unknown family 4"),
+        (
+            {"clusters": {"alpha": {"max_pods_per_node": 2**40}}},
+            r"cluster alpha: max_pods_per_node 1099511627776 cannot fit an ipv4 node range",
+        ),
+        (
+            {"clusters": {"alpha": {"max_pods_per_node": 2**29, "nodes": 16}}},
+            r"cluster alpha: 16 nodes of /2 .* need more than the whole ipv4",
+        ),
+        (
+            {"clusters": {"alpha": {"global_addresses": 2**200}}},
+            r"cluster alpha: global_addresses 1606938044258990275541962092341162602522202993782792835301376 is more",
+        ),
+        ({"clusters": {"alpha": {"nodes": 10**30}}}, r"cluster alpha: 1000000000000000000000000000000 nodes need the node mask"),
+        ({"clusters": {"alpha": {"nodes": 2.5}}}, r"cluster alpha: nodes: 2\.5 must be a whole number"),
     ],
 )
 def test_bad_input(change, message):
     with pytest.raises(AnsibleFilterError, match=message):
-        plan_network(spec(FLAT, **change))
+        plan_network({**copy.deepcopy(FLAT), **change})
 
 
 def test_plan_must_be_a_dict():

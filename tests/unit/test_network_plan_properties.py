@@ -154,3 +154,24 @@ def test_packing_succeeds_whenever_the_blocks_fit(prefixes, data):
     assert got == prefixes
     used = netaddr.IPSet(c["pod_cidrs"][0] for c in plan["clusters"].values())
     assert used == netaddr.IPSet(pool)  # a tight fit: every address of the pool is used
+
+
+@SETTINGS
+@given(plans(), st.data(), st.from_regex(r"z[a-z0-9]{0,6}", fullmatch=True), st.integers(1, 40))
+def test_a_dropped_cluster_stays_reserved_and_is_never_handed_out(spec, data, new_name, nodes):
+    assume(new_name not in spec["clusters"] and len(spec["clusters"]) > 1)
+    first = plan_or_none(spec)
+    assume(first is not None)
+    dropped = data.draw(st.sampled_from(sorted(spec["clusters"])))
+    remaining = {name: sizes for name, sizes in spec["clusters"].items() if name != dropped}
+    try:
+        second = plan_network({**spec, "clusters": {**remaining, new_name: {"nodes": nodes}}}, lock=first)
+    except AnsibleFilterError as error:
+        assert "does not fit" in str(error) or f"cluster {new_name} has outgrown" in str(error), str(error)
+        return
+    assert second["retained_clusters"] == {dropped: first["clusters"][dropped]}
+    old = first["clusters"][dropped]
+    new = second["clusters"][new_name]
+    unique = ("global_cidrs",) if spec["model"] == "island" else ("pod_cidrs", "service_cidrs")
+    held = netaddr.IPSet(c for key in unique for c in old[key])
+    assert not held & netaddr.IPSet(c for key in unique for c in new[key])

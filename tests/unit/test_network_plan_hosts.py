@@ -1,0 +1,191 @@
+"""Unit tests for the network_plan_hosts filter: host-level consistency with the plan."""
+
+import copy
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from network_plan import plan_network
+from network_plan_hosts import FilterModule, network_plan_hosts
+from test_network_plan import FLAT, ISLAND, spec
+
+FLAT_PLAN = plan_network(FLAT)  # alpha pods 10.64.0.0/16, beta pods 10.65.0.0/20 (IPv4)
+ISLAND_PLAN = plan_network(ISLAND)
+
+
+def inventory(**extra_groups):
+    groups = {
+        "all": ["alpha-cp1", "alpha-w1", "beta-cp1"],
+        "kube_control_plane": ["alpha-cp1", "beta-cp1"],
+        "kube_node": ["alpha-w1"],
+        "alpha": ["alpha-cp1", "alpha-w1"],
+        "beta": ["beta-cp1"],
+    }
+    hostvars = {
+        "alpha-cp1": {"node_ips": ["192.168.10.11", "fd00::11"]},
+        "alpha-w1": {"ansible_host": "192.168.10.21"},
+        "beta-cp1": {"ansible_host": "beta-cp1.example.org"},
+    }
+    groups.update(extra_groups)
+    return groups, hostvars
+
+
+def test_filter_is_registered():
+    assert FilterModule().filters()["network_plan_hosts"] is network_plan_hosts
+
+
+def test_a_consistent_inventory_passes_and_reports_node_addresses():
+    groups, hostvars = inventory()
+    assert network_plan_hosts(FLAT_PLAN, groups, hostvars) == {
+        "alpha-cp1": ["192.168.10.11", "fd00::11"],
+        "alpha-w1": ["192.168.10.21"],  # ansible_host, being an address
+        "beta-cp1": [],  # a name: its address is learnt from facts later
+    }
+
+
+def test_loopback_ansible_host_is_not_a_node_address():
+    groups, hostvars = inventory()
+    hostvars["alpha-w1"]["ansible_host"] = "127.0.0.1"
+    hostvars["beta-cp1"]["ansible_host"] = "127.0.0.1"  # port forwards: not two nodes with one address
+    assert network_plan_hosts(FLAT_PLAN, groups, hostvars)["alpha-w1"] == []
+
+
+def test_host_in_two_cluster_groups():
+    groups, hostvars = inventory()
+    groups["beta"] = ["beta-cp1", "alpha-w1"]
+    with pytest.raises(
+        AnsibleFilterError,
+        match=r"network_plan_hosts: host alpha-w1 is in the groups of 2 clusters \(alpha, beta\); a host belongs to one cluster",
+    ):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_two_hosts_with_the_same_node_address():
+    groups, hostvars = inventory()
+    hostvars["beta-cp1"]["node_ips"] = ["192.168.10.21"]
+    with pytest.raises(
+        AnsibleFilterError,
+        match=r"hosts beta-cp1 and alpha-w1 have the same node address 192\.168\.10\.21 \(node_ips of beta-cp1, ansible_host of alpha-w1\)",
+    ):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_same_address_written_differently_is_the_same_address():
+    groups, hostvars = inventory()
+    hostvars["alpha-cp1"]["node_ips"] = ["192.168.10.11", "fd00:0::11"]
+    hostvars["beta-cp1"]["node_ips"] = ["fd00::0011"]
+    with pytest.raises(AnsibleFilterError, match=r"hosts alpha-cp1 and beta-cp1 have the same node address fd00::11"):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+@pytest.mark.parametrize(
+    ("address", "label"),
+    [
+        ("10.64.3.7", r"cluster alpha's pods range 10\.64\.0\.0/16"),
+        ("10.65.0.1", r"cluster beta's pods range 10\.65\.0\.0/20"),
+        ("10.96.0.10", r"cluster alpha's services range 10\.96\.0\.0/20"),
+        ("10.64.0.0", r"cluster alpha's pods range 10\.64\.0\.0/16"),  # first address
+        ("10.64.255.255", r"cluster alpha's pods range 10\.64\.0\.0/16"),  # last address
+    ],
+)
+def test_node_address_inside_a_planned_range(address, label):
+    groups, hostvars = inventory()
+    hostvars["beta-cp1"]["node_ips"] = [address]
+    with pytest.raises(AnsibleFilterError, match=rf"host beta-cp1's node address {address} \(node_ips\) is inside {label}; "):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_node_address_just_outside_planned_ranges_passes():
+    groups, hostvars = inventory()
+    hostvars["beta-cp1"]["node_ips"] = ["10.63.255.255"]
+    hostvars["alpha-w1"]["node_ips"] = ["10.65.16.0"]  # right after beta's /20
+    network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_node_address_inside_an_ipv6_range():
+    groups, hostvars = inventory()
+    pods6 = FLAT_PLAN["clusters"]["beta"]["pod_cidrs"][1]
+    inside = pods6.split("/")[0] + "5"
+    hostvars["alpha-cp1"]["node_ips"] = ["192.168.10.11", inside]
+    with pytest.raises(
+        AnsibleFilterError, match=rf"host alpha-cp1's node address {inside} \(node_ips\) is inside cluster beta's pods range {pods6}"
+    ):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_node_address_inside_the_island_shared_range_and_a_global_range():
+    groups, hostvars = inventory(gamma=[])
+    shared = ISLAND_PLAN["clusters"]["alpha"]["pod_cidrs"][0]
+    hostvars["alpha-w1"]["ansible_host"] = shared.split("/")[0].rsplit(".", 1)[0] + ".9"
+    with pytest.raises(AnsibleFilterError, match=rf"\(ansible_host\) is inside the island pods range {shared} \(shared by every cluster\)"):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars)
+    gamma_global = ISLAND_PLAN["clusters"]["gamma"]["global_cidrs"][0]
+    hostvars["alpha-w1"]["ansible_host"] = gamma_global.split("/")[0]
+    with pytest.raises(AnsibleFilterError, match=rf"is inside cluster gamma's global range {gamma_global}"):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars)
+
+
+def test_node_address_inside_a_retained_clusters_range():
+    without_alpha = plan_network(spec(FLAT, clusters={"beta": {"nodes": 12}}), lock=FLAT_PLAN)
+    groups, hostvars = inventory()
+    del groups["alpha"]
+    groups["kube_control_plane"] = ["beta-cp1"]
+    groups["kube_node"] = []
+    hostvars["beta-cp1"]["node_ips"] = ["10.64.0.7"]
+    with pytest.raises(AnsibleFilterError, match=r"is inside cluster alpha \(retained in the lock\)'s pods range 10\.64\.0\.0/16"):
+        network_plan_hosts(without_alpha, groups, hostvars)
+
+
+def test_gateways_in_a_flat_plan():
+    groups, hostvars = inventory(gateways=["alpha-gw", "beta-gw"])
+    with pytest.raises(
+        AnsibleFilterError, match=r"the plan is flat, but the inventory has gateways \(alpha-gw, beta-gw\); island gateways translate"
+    ):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_island_gateway_for_an_ipv6_cluster():
+    dual = copy.deepcopy(ISLAND)
+    dual["ip_families"] = ["ipv4", "ipv6"]
+    for kind, block in (("pods", "fd10::/48"), ("services", "fd20::/108"), ("global", "fd30::/112")):
+        dual["pools"][kind]["ipv6"] = [block]
+    groups, hostvars = inventory(gateways=["alpha-gw"], gamma=[])
+    hostvars["alpha-gw"] = {"gateway_cluster": "alpha"}
+    network_plan_hosts(ISLAND_PLAN, groups, hostvars)  # IPv4 only: served
+    with pytest.raises(
+        AnsibleFilterError,
+        match=r"gateway alpha-gw serves cluster alpha, whose plan has ipv6 \(ip_families \['ipv4', 'ipv6'\]\); "
+        r"the island gateway serves IPv4 only",
+    ):
+        network_plan_hosts(plan_network(dual), groups, hostvars)
+
+
+@pytest.mark.parametrize(
+    ("node_ips", "message"),
+    [
+        (
+            "192.168.10.30",
+            r"host beta-cp1: node_ips must be a non-empty list of addresses, one per family, got '192\.168\.10\.30'; write it as a list",
+        ),
+        ([], r"node_ips must be a non-empty list of addresses, one per family, got \[\]"),
+        (["192.168.10.300"], r"host beta-cp1: node_ips\[0\] '192\.168\.10\.300' is not an IP address"),
+        (["192.168.10.0/24"], r"node_ips\[0\] '192\.168\.10\.0/24' is not an IP address"),
+        (["10"], r"node_ips\[0\] '10' is not an IP address"),
+        ([None], r"node_ips\[0\] None is not an IP address"),
+        (["192.168.10.30", "192.168.10.31"], r"holds two addresses of one family"),
+    ],
+)
+def test_bad_node_ips(node_ips, message):
+    groups, hostvars = inventory()
+    hostvars["beta-cp1"]["node_ips"] = node_ips
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars)
+
+
+def test_bad_arguments():
+    groups, hostvars = inventory()
+    with pytest.raises(AnsibleFilterError, match=r"expects the output of the network_plan filter, got str"):
+        network_plan_hosts("flat", groups, hostvars)
+    with pytest.raises(AnsibleFilterError, match=r"give the inventory's groups and hostvars"):
+        network_plan_hosts(FLAT_PLAN, [], hostvars)
+    with pytest.raises(AnsibleFilterError, match=r"groups\['alpha'\] must be a list of host names, got 'alpha-cp1'"):
+        network_plan_hosts(FLAT_PLAN, {**groups, "alpha": "alpha-cp1"}, hostvars)
