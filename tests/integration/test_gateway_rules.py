@@ -175,8 +175,10 @@ class Lab:
                 self.run(role, "sysctl", "-q", "-w", f"net.ipv4.conf.{device}.rp_filter=0")
                 self.run(role, "ip", "link", "set", device, "up")
         routes = {
-            "gw": [("100.64.0.32/28", "172.31.250.12"), ("10.0.0.0/8", "172.31.250.12")],  # the peer's global range via the peer gateway (the role's routes)
-            "node": [("172.31.250.0/24", GW_INTERNAL), ("100.64.0.0/16", GW_INTERNAL), ("10.0.0.0/8", GW_INTERNAL), ("fd99::/64", "fd99:1::2")],
+            # The peer's global range via the peer gateway (the role's routes), and the corporate network.
+            "gw": [("100.64.0.32/28", "172.31.250.12"), ("10.0.0.0/8", "172.31.250.12")],
+            "node": [("172.31.250.0/24", GW_INTERNAL), ("100.64.0.0/16", GW_INTERNAL), ("10.0.0.0/8", GW_INTERNAL),
+                     ("fd99::/64", "fd99:1::2")],
             "far": [("100.64.0.16/28", GW_TRANSIT), ("10.99.1.0/24", GW_TRANSIT), ("fd99:1::/64", GW_TRANSIT6)],
         }
         for role, entries in routes.items():
@@ -215,8 +217,10 @@ class Lab:
         self.run("gw", "nft", "-f", str(self.rules))
 
     def counter(self, name: str) -> int:
-        text = self.run("gw", "nft", "list", "counter", "inet", TABLE, name).stdout
-        return int(re.search(r"packets (\d+)", text).group(1))
+        text = self.run("gw", "nft", "list", "counters").stdout
+        found = re.search(rf"counter {name} {{\s*packets (\d+)", text)
+        assert found, f"no counter {name} in the gateway's rules:\n{text}"
+        return int(found.group(1))
 
     def tcp(self, role: str, source: str, address: str, port: int) -> str | None:
         """What the server answered (the client address it saw), or None when no connection was made."""
@@ -289,8 +293,9 @@ def test_transit_sources_inside_the_clusters_own_networks_are_dropped(lab):
         assert lab.run("gw", "sysctl", "-n", f"net.ipv4.conf.{key}.rp_filter").stdout.strip() == "0"
     before = lab.counter("spoofed")
     for what, source in SPOOFED.items():
-        assert not lab.udp_arrives("far", source, VIP, 5353, "node"), f"a transit packet from the cluster's {what} ({source}) was forwarded"
-        assert not lab.udp_arrives("far", source, GW_TRANSIT, 9100, "gw"), f"a transit packet from the cluster's {what} ({source}) reached the gateway"
+        where = f"a transit packet from the cluster's {what} ({source})"
+        assert not lab.udp_arrives("far", source, VIP, 5353, "node"), f"{where} was forwarded"
+        assert not lab.udp_arrives("far", source, GW_TRANSIT, 9100, "gw"), f"{where} reached the gateway"
     assert lab.counter("spoofed") >= before + 2 * 3 * len(SPOOFED), "the spoofed packets were not dropped by the anti-spoofing rule"
 
 
