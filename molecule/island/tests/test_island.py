@@ -331,6 +331,40 @@ def test_rules_written_by_a_run_that_failed_before_its_handler_are_loaded_by_the
     assert rc == 0 and '"interrupted"' not in live_exports(beta), text[-2000:]
 
 
+def test_a_converge_killed_after_writing_the_rules_converges_on_the_next_run(workloads):
+    """ansible-playbook is killed (SIGKILL to its process group, by tests/callback_plugins/kill_at_task.py) when the
+    task after the rules' template starts: the new rules are on disk, not loaded. The re-run loads them, and the run
+    after it changes nothing."""
+    beta, ext = lab_host("beta-gw"), lab_host("ext1")
+    new = [{"name": "killed", "protocol": "tcp", "port": 8083, "node_port": 30081}]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "kill_at_task",
+           "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).with_name("callback_plugins")),
+           "ARCHIPELAGO_KILL_AT_TASK": "Write the gateway unit"}
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "gateways.yml"),
+               "-e", json.dumps({"island_test_exports": new})]
+    try:
+        killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False, start_new_session=True)
+        assert killed.returncode == -9, (killed.returncode, killed.stdout[-2000:], killed.stderr[-2000:])
+        assert '"killed"' in beta.file(RULES).content_string, "the killed run had not written the rules yet"
+        assert '"killed"' not in live_exports(beta), "the killed run loaded the rules"
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0, text[-3000:]
+        assert "island_gateway : Reload the gateway rules" in changed.get("beta-gw", []), changed
+        assert WRITE_RULES not in changed.get("beta-gw", []), changed
+        assert '"killed"' in live_exports(beta)
+        vip = vip_lock("beta")["vips"]["killed"]
+        answer = ext.run(ask(vip, 8083))
+        assert answer.rc == 0 and answer.stdout.strip() == f"private {EXT}", (answer.stdout, answer.stderr)
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0 and changed == {}, (changed, text[-2000:])
+    finally:
+        rc, changed, text = run_gateways()
+    assert rc == 0 and '"killed"' not in live_exports(beta), text[-2000:]
+
+
 def test_routes_written_by_a_run_that_failed_before_its_handler_are_installed_by_the_next_run(plan):
     """The external host's routes unit gets one more route (towards beta's gateway, for a lab network nothing uses)
     from a run that fails right after writing it; the next run installs it, the one after changes nothing, and
