@@ -140,7 +140,7 @@ def main() -> int:
             apply_time[size] = apply(ephemeral, exports(size))
             files[size] = f"/tmp/bench-{size}.nft"
             on("beta-gw", f"cp {RULES} {files[size]}")
-            names = on("beta-gw", "nft list map ip archipelago_gateway exports | grep -o 'comment \"[^\"]*\"' | sort -u | wc -l").stdout
+            names = on("beta-gw", "nft list map inet archipelago_gateway exports | grep -o 'comment \"[^\"]*\"' | sort -u | wc -l").stdout
             if int(names) != size:
                 sys.exit(f"expected {size} exports in beta's map, found {names.strip()}")
             start = time.monotonic()

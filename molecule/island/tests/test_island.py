@@ -135,9 +135,12 @@ def test_addresses_come_from_each_cluster_global_range(plan, gw):
 def test_gateway_rules_are_one_table_with_maps_and_default_deny():
     for name in ("alpha-gw", "beta-gw"):
         host = lab_host(name)
-        table = host.run("nft list table ip archipelago_gateway").stdout
-        assert "map exports" in table and "@exports" in table and "@egress_destinations" in table, name
+        table = host.run("nft list table inet archipelago_gateway").stdout
+        assert "map exports" in table and "@exports" in table and "@remotes" in table and "@own_networks" in table, name
         assert re.search(r"hook forward priority filter; policy drop;", table), name
+        assert re.search(r"hook input priority filter; policy drop;", table), name
+        tables = host.run("nft list tables").stdout.splitlines()
+        assert "table inet archipelago_gateway" in tables and "table ip archipelago_gateway" not in tables, (name, tables)
         assert host.service(UNIT).is_enabled and host.service(UNIT).is_running, name
         assert host.file(RULES).mode == 0o644
 
@@ -204,27 +207,52 @@ def test_transit_capture_holds_no_pod_service_or_node_address(workloads, capture
 
 @pytest.fixture
 def forbidden_routes(plan):
-    """Routes on the external host that aim a cluster's inside ranges at beta's gateway (removed afterwards), so
-    the probes below reach the gateway and test its default deny, not the external host's routing table."""
-    ext = lab_host("ext1")
+    """Routes that make the forward filter the only thing between the external host and beta's inside (removed
+    afterwards): the external host aims beta's node network, pod and service ranges at beta's gateway, and the gateway
+    routes the pod and service ranges to beta's node (the node network is its own). Without the filter, each probe
+    below would be answered."""
+    ext, gateway = lab_host("ext1"), lab_host("beta-gw")
     beta = plan["beta"]
-    cidrs = [str(NODE_NETWORKS[1]), beta["pod_cidrs"][0], beta["service_cidrs"][0]]
-    for cidr in cidrs:
-        assert ext.run(f"ip route replace {cidr} via {GATEWAY_TRANSIT['beta']}").rc == 0
-    yield
-    for cidr in cidrs:
-        ext.run(f"ip route del {cidr} via {GATEWAY_TRANSIT['beta']}")
+    inside = [beta["pod_cidrs"][0], beta["service_cidrs"][0]]
+    added = []
+    try:
+        routes = [(ext, c, GATEWAY_TRANSIT["beta"]) for c in [str(NODE_NETWORKS[1]), *inside]]
+        routes += [(gateway, c, NODE["beta"]) for c in inside]
+        for host, cidr, via in routes:
+            assert host.run(f"ip route replace {cidr} via {via}").rc == 0
+            added.append((host, cidr, via))
+        yield
+    finally:
+        for host, cidr, via in added:
+            host.run(f"ip route del {cidr} via {via}")
 
 
-def test_external_host_reaches_no_node_pod_or_service_address(workloads, forbidden_routes):
-    ext = lab_host("ext1")
+def forward_dropped(host):
+    text = host.run("nft list counter inet archipelago_gateway forward_dropped").stdout
+    return int(re.search(r"packets (\d+)", text).group(1))
+
+
+def test_external_host_reaches_no_node_pod_or_service_address_and_the_filter_is_what_stops_it(workloads, forbidden_routes):
+    ext, gateway = lab_host("ext1"), lab_host("beta-gw")
     beta = workloads["beta"]
     service_ip = kubectl("beta", f"-n {NS} get service whoami -o jsonpath={{.spec.clusterIP}}")
     targets = [(NODE["beta"], 30080), (NODE["beta"], 30081), (NODE["beta"], 6443), (beta["whoami"]["status"]["podIP"], 8080),
                (beta["private"]["status"]["podIP"], 8081), (service_ip, 8080)]
     for address, port in targets:
+        before = forward_dropped(gateway)
         result = ext.run(ask(address, port, timeout=2))
         assert result.rc != 0 and not result.stdout.strip(), (address, port, result.stdout)
+        assert forward_dropped(gateway) > before, f"the probe to {address}:{port} was not dropped by beta-gw's forward filter"
+    # The control: one rule that lets the external host through, and every probe connects.
+    rule = f"ip saddr {EXT} ip daddr {{ {', '.join(sorted({a for a, _ in targets}))} }} accept"
+    try:
+        assert gateway.run(f"nft insert rule inet archipelago_gateway forward {rule}").rc == 0
+        for address, port in targets:
+            result = ext.run(ask(address, port, timeout=2))
+            assert result.rc == 0, f"{address}:{port} is unreachable even without the filter: {result.stderr}"
+    finally:
+        assert gateway.run(f"systemctl reload {UNIT}").rc == 0
+    assert EXT not in gateway.run("nft list chain inet archipelago_gateway forward").stdout, "the control rule is still there"
 
 
 def run_gateways(extra=None):
@@ -261,6 +289,109 @@ def test_adding_an_export_changes_only_the_rules_and_reloads_once(workloads, gw)
     assert rc == 0 and set(changed) == {"beta-gw"}, (changed, text[-2000:])
     assert reloads(beta) == before["reloads"] + 2
     assert lab_host("ext1").run(ask(lock["private"], 8081, timeout=2)).rc != 0
+
+
+def live_exports(host):
+    return host.run("nft list map inet archipelago_gateway exports").stdout
+
+
+WRITE_RULES = "island_gateway : Write the gateway rules (checked with nft -c before they replace the old file)"
+
+
+def test_rules_written_by_a_run_that_failed_before_its_handler_are_loaded_by_the_next_run(workloads, gw):
+    """A run writes the new rules and then fails before its handler: the status command's path is made unwritable
+    (/proc), so "Install the status command", a later task of the same role, fails on every gateway. The next normal
+    run must load the rules the failed run wrote, and the run after it must change nothing."""
+    beta, ext = lab_host("beta-gw"), lab_host("ext1")
+    new = [{"name": "interrupted", "protocol": "tcp", "port": 8082, "node_port": 30081}]
+    try:
+        rc, changed, text = run_playbook(SCENARIO / "gateways.yml", {"island_test_exports": new,
+                                                                      "island_gateway_status_command": "/proc/archipelago-interrupt"})
+        assert rc != 0 and "beta-gw: island_gateway : Install the status command" in text, text[-3000:]
+        assert WRITE_RULES in changed.get("beta-gw", []), changed
+        assert "Reload the gateway rules" not in " ".join(changed.get("beta-gw", [])), "the handler ran: nothing was interrupted"
+        assert '"interrupted"' in beta.file(RULES).content_string, "the failed run did not write the rules"
+        assert '"interrupted"' not in live_exports(beta), "the failed run loaded the rules"
+        vip = vip_lock("beta")["vips"]["interrupted"]
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0, text[-3000:]
+        assert sorted(changed.get("beta-gw", [])) == sorted([
+            "island_gateway : Compare the gateway rules on disk with the rules last loaded",
+            "island_gateway : Reload the gateway rules",
+        ]), changed
+        assert '"interrupted"' in live_exports(beta)
+        answer = ext.run(ask(vip, 8082))
+        assert answer.rc == 0 and answer.stdout.strip() == f"private {EXT}", (answer.stdout, answer.stderr)
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0 and changed == {}, (changed, text[-2000:])
+    finally:
+        rc, changed, text = run_gateways()
+    assert rc == 0 and '"interrupted"' not in live_exports(beta), text[-2000:]
+
+
+def test_a_converge_killed_after_writing_the_rules_converges_on_the_next_run(workloads):
+    """ansible-playbook is killed (SIGKILL to its process group, by tests/callback_plugins/kill_at_task.py) when the
+    task after the rules' template starts: the new rules are on disk, not loaded. The re-run loads them, and the run
+    after it changes nothing."""
+    beta, ext = lab_host("beta-gw"), lab_host("ext1")
+    new = [{"name": "killed", "protocol": "tcp", "port": 8083, "node_port": 30081}]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "kill_at_task",
+           "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).with_name("callback_plugins")),
+           "ARCHIPELAGO_KILL_AT_TASK": "Write the gateway unit"}
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "gateways.yml"),
+               "-e", json.dumps({"island_test_exports": new})]
+    try:
+        killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False, start_new_session=True)
+        assert killed.returncode == -9, (killed.returncode, killed.stdout[-2000:], killed.stderr[-2000:])
+        assert '"killed"' in beta.file(RULES).content_string, "the killed run had not written the rules yet"
+        assert '"killed"' not in live_exports(beta), "the killed run loaded the rules"
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0, text[-3000:]
+        assert "island_gateway : Reload the gateway rules" in changed.get("beta-gw", []), changed
+        assert WRITE_RULES not in changed.get("beta-gw", []), changed
+        assert '"killed"' in live_exports(beta)
+        vip = vip_lock("beta")["vips"]["killed"]
+        answer = ext.run(ask(vip, 8083))
+        assert answer.rc == 0 and answer.stdout.strip() == f"private {EXT}", (answer.stdout, answer.stderr)
+
+        rc, changed, text = run_gateways(new)
+        assert rc == 0 and changed == {}, (changed, text[-2000:])
+    finally:
+        rc, changed, text = run_gateways()
+    assert rc == 0 and '"killed"' not in live_exports(beta), text[-2000:]
+
+
+def test_routes_written_by_a_run_that_failed_before_its_handler_are_installed_by_the_next_run(plan):
+    """The external host's routes unit gets one more route (towards beta's gateway, for a lab network nothing uses)
+    from a run that fails right after writing it; the next run installs it, the one after changes nothing, and
+    gateways.yml puts the original list back."""
+    ext = lab_host("ext1")
+    extra = "10.223.9.0/24"
+    routes = [{"cidr": plan[c]["global_cidrs"][0], "via": GATEWAY_TRANSIT[c]} for c in ("alpha", "beta")]
+    routes.append({"cidr": extra, "via": GATEWAY_TRANSIT["beta"]})
+    playbook = SCENARIO / "routes-interrupted.yml"
+    try:
+        rc, changed, text = run_playbook(playbook, {"island_test_routes": routes, "island_test_interrupt": True})
+        assert rc != 0 and "Interrupted on purpose" in text, text[-3000:]
+        assert "static_routes : Write the routes unit" in changed.get("ext1", []), changed
+        assert extra in ext.file("/etc/systemd/system/archipelago-routes.service").content_string
+        assert not ext.run(f"ip route show {extra}").stdout.strip(), "the failed run installed the route"
+
+        rc, changed, text = run_playbook(playbook, {"island_test_routes": routes})
+        assert rc == 0, text[-3000:]
+        assert sorted(changed.get("ext1", [])) == ["static_routes : Compare the routes unit on disk with the one last applied",
+                                                  "static_routes : Restart the routes"], changed
+        assert f"{extra} via {GATEWAY_TRANSIT['beta']}" in ext.run(f"ip route show {extra}").stdout
+
+        rc, changed, text = run_playbook(playbook, {"island_test_routes": routes})
+        assert rc == 0 and changed == {}, (changed, text[-2000:])
+    finally:
+        rc, changed, text = run_gateways()
+    assert rc == 0 and not ext.run(f"ip route show {extra}").stdout.strip(), text[-2000:]
 
 
 @pytest.mark.parametrize(
