@@ -20,7 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario import ask, echo_server, run_playbook, wait_for
+from scenario import ask, echo_server, inventory_nodes, run_playbook, wait_for
 
 PREFIX = "arch-mol-flat-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -104,8 +104,11 @@ def ext_server():
 
 
 def node_pod_cidrs(cluster):
+    """Each Node object's pod ranges; the Node objects must be exactly the inventory's nodes of the cluster."""
     items = json.loads(kubectl(cluster, "get nodes -o json"))["items"]
-    return {n["metadata"]["name"]: n["spec"]["podCIDRs"] for n in items}
+    cidrs = {n["metadata"]["name"]: n["spec"]["podCIDRs"] for n in items}
+    assert set(cidrs) == inventory_nodes(cluster), f"{cluster}'s Node objects {sorted(cidrs)}, inventory {sorted(inventory_nodes(cluster))}"
+    return cidrs
 
 
 def test_pod_ranges_are_unique_and_every_node_range_inside_its_cluster(plan):

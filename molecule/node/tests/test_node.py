@@ -1,4 +1,8 @@
-"""What the node role promises, checked inside the scenario's lab VM (testinfra, podman:// backend)."""
+"""What the node role promises, checked inside the scenario's lab VM (testinfra, podman:// backend).
+
+Converge installs Kubernetes only when the offline artifacts exist. Without them the Kubernetes tests skip and say
+so, unless ARCHIPELAGO_REQUIRE_LAB=1 (make test, which builds the artifacts first): then they fail.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,21 @@ from pathlib import Path
 import pytest
 
 ARTIFACTS_DIR = Path(os.environ.get("ARCHIPELAGO_ARTIFACTS_DIR", "/var/cache/archipelago/artifacts/kubernetes-v1.33.13"))
-NEEDS_ARTIFACTS = pytest.mark.skipif(
-    not (ARTIFACTS_DIR / "VERSIONS").is_file(),
-    reason=f"no offline artifacts at {ARTIFACTS_DIR} (make artifacts); converge installed no Kubernetes",
-)
+REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """The offline artifacts converge installed from; a skip without them, or a failure under ARCHIPELAGO_REQUIRE_LAB=1."""
+    if not (ARTIFACTS_DIR / "VERSIONS").is_file():
+        message = f"no offline artifacts at {ARTIFACTS_DIR} (make artifacts); converge installed no Kubernetes"
+        if REQUIRE_LAB:
+            pytest.fail(f"{message} (ARCHIPELAGO_REQUIRE_LAB=1 turns this skip into a failure)")
+        pytest.skip(message)
+    return ARTIFACTS_DIR
+
+
+NEEDS_ARTIFACTS = pytest.mark.usefixtures("artifacts")
 
 SYSCTL_FILE = "/etc/sysctl.d/90-archipelago-node.conf"
 MODULES_FILE = "/etc/modules-load.d/archipelago-node.conf"
