@@ -1,9 +1,10 @@
 """What the molecule scenarios' testinfra tests share: a bounded TCP probe, an echo server that reports the client
-address it sees, a poll with a deadline, and a re-run of one of the scenario's playbooks with JSON output.
-Imported from a scenario's tests/ through sys.path."""
+address it sees, a poll with a deadline, a re-run of one of the scenario's playbooks with JSON output, and the
+inventory's Kubernetes nodes of a cluster. Imported from a scenario's tests/ through sys.path."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -40,24 +41,38 @@ def wait_for(check, seconds: float) -> bool:
     return False
 
 
+class PlaybookReportError(RuntimeError):
+    """A playbook re-run gave no JSON report, so nothing can be said about what it changed."""
+
+
+def ansible_env() -> dict:
+    """The environment for Ansible commands against this repository's roles and filters."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins")}
+
+
+def inventory_path() -> Path:
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+
+
 def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None) -> tuple[int, dict, str]:
     """Run a playbook against the scenario's inventory (or another one) with JSON output. Returns the exit code, the names of the
     tasks that changed per host, and a text that starts with every failed task's message and goes on with the
-    playbook's whole output."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-           "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
-    inventory = inventory or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    playbook's whole output. Raises PlaybookReportError when the output is not the JSON report (a playbook that
+    could not even start): "nothing changed" must never be read from a report that does not exist."""
+    env = {**ansible_env(), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or inventory_path()), str(playbook)]
     if extra is not None:
         command += ["-e", json.dumps(extra)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     try:
         report = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return proc.returncode, {}, proc.stdout + proc.stderr
+        plays = report["plays"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise PlaybookReportError(f"{playbook.name} (exit code {proc.returncode}) gave no JSON report ({error}): "
+                                  f"{(proc.stdout + proc.stderr)[-3000:]}") from error
     changed, failures = {}, []
-    for play in report["plays"]:
+    for play in plays:
         for task in play["tasks"]:
             for host, result in task["hosts"].items():
                 if result.get("changed"):
@@ -65,3 +80,20 @@ def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | No
                 if result.get("failed") or result.get("unreachable"):
                     failures.append(f"{host}: {task['task']['name']}: {result.get('msg')}")
     return proc.returncode, changed, "\n".join(failures) + "\n" + proc.stdout + proc.stderr
+
+
+@functools.cache
+def inventory_nodes(cluster: str) -> frozenset[str]:
+    """The Kubernetes nodes of one cluster as the scenario's inventory has them: hosts in the cluster's group and in
+    kube_control_plane or kube_node (ansible-inventory's view of the inventory molecule wrote). Node objects are
+    named after their hosts. Fails when the cluster has no nodes, so a check against it cannot pass empty."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory_path()), "--list"],
+                          env=ansible_env(), capture_output=True, text=True, timeout=120, check=True)
+    groups = json.loads(proc.stdout)
+
+    def hosts(group: str) -> set[str]:
+        return set(groups.get(group, {}).get("hosts", []))
+    nodes = hosts(cluster) & (hosts("kube_control_plane") | hosts("kube_node"))
+    if not nodes:
+        raise AssertionError(f"the inventory has no Kubernetes nodes in cluster {cluster}: {sorted(groups)}")
+    return frozenset(nodes)

@@ -1,4 +1,8 @@
-"""The kubeadm configurations the roles render are accepted by the real kubeadm (strict decoding and validation)."""
+"""The kubeadm configurations the roles render are accepted by the real kubeadm (strict decoding and validation).
+
+The kubeadm binary comes from the offline artifacts (make artifacts). Without it the tests that need it skip and say
+so, unless ARCHIPELAGO_REQUIRE_LAB=1 (make test, which builds the artifacts first): then they fail.
+"""
 
 import json
 import os
@@ -14,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago")) / "artifacts" / "kubernetes-v1.33.13"
 KUBEADM = Path(os.environ.get("ARCHIPELAGO_KUBEADM", ARTIFACTS / "bin" / "kubeadm"))
 
-pytestmark = pytest.mark.skipif(not KUBEADM.exists(), reason=f"no kubeadm in {ARTIFACTS}: run `make artifacts`")
+REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"
+
+
+@pytest.fixture
+def kubeadm() -> Path:
+    """The real kubeadm; a skip without it, or a failure under ARCHIPELAGO_REQUIRE_LAB=1."""
+    if not KUBEADM.is_file():
+        message = f"no kubeadm at {KUBEADM}: run `make artifacts`"
+        if REQUIRE_LAB:
+            pytest.fail(f"{message} (ARCHIPELAGO_REQUIRE_LAB=1 turns this skip into a failure)")
+        pytest.skip(message)
+    return KUBEADM
 
 
 def render(role: str, template: str, variables: dict, dest: Path) -> str:
@@ -44,8 +59,8 @@ def render(role: str, template: str, variables: dict, dest: Path) -> str:
     return dest.read_text()
 
 
-def validate(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KUBEADM), "config", "validate", "--config", str(path)], capture_output=True, text=True, check=False)
+def validate(kubeadm: Path, path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(kubeadm), "config", "validate", "--config", str(path)], capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +71,7 @@ def validate(path: Path) -> subprocess.CompletedProcess:
         (["fd10::/56"], ["fd20::/116"], [64], "ipvs"),
     ],
 )
-def test_init_configuration_is_valid(tmp_path, pods, services, masks, mode):
+def test_init_configuration_is_valid(kubeadm, tmp_path, pods, services, masks, mode):
     variables = {
         "kubeadm_control_plane_pod_subnets": pods,
         "kubeadm_control_plane_service_subnets": services,
@@ -69,7 +84,7 @@ def test_init_configuration_is_valid(tmp_path, pods, services, masks, mode):
     }
     config = tmp_path / "init.yaml"
     text = render("kubeadm_control_plane", "kubeadm-init.yaml.j2", variables, config)
-    result = validate(config)
+    result = validate(kubeadm, config)
     assert result.returncode == 0, result.stderr
     docs = {d["kind"]: d for d in yaml.safe_load_all(text) if d}
     assert docs["ClusterConfiguration"]["networking"]["podSubnet"] == ",".join(pods)
@@ -78,7 +93,7 @@ def test_init_configuration_is_valid(tmp_path, pods, services, masks, mode):
     assert sorted(masks_args.values()) == sorted(str(m) for m in masks)
 
 
-def test_a_typo_in_extra_config_is_caught_by_kubeadm(tmp_path):
+def test_a_typo_in_extra_config_is_caught_by_kubeadm(kubeadm, tmp_path):
     config = tmp_path / "init.yaml"
     render(
         "kubeadm_control_plane",
@@ -92,12 +107,12 @@ def test_a_typo_in_extra_config_is_caught_by_kubeadm(tmp_path):
         },
         config,
     )
-    result = validate(config)
+    result = validate(kubeadm, config)
     assert result.returncode != 0 and "conntrak" in result.stderr
 
 
 @pytest.mark.parametrize("control_plane", [False, True])
-def test_join_configuration_is_valid(tmp_path, control_plane):
+def test_join_configuration_is_valid(kubeadm, tmp_path, control_plane):
     variables = {
         "kubeadm_node_join_command": {
             "stdout": "kubeadm join 10.210.1.11:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:" + "0" * 64
@@ -109,7 +124,7 @@ def test_join_configuration_is_valid(tmp_path, control_plane):
     }
     config = tmp_path / "join.yaml"
     text = render("kubeadm_node", "kubeadm-join.yaml.j2", variables, config)
-    result = validate(config)
+    result = validate(kubeadm, config)
     assert result.returncode == 0, result.stderr
     join = yaml.safe_load(text)
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.210.1.11:6443"

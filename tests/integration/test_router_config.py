@@ -81,13 +81,18 @@ def test_static_dual_stack_config_is_accepted_by_frr(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_bgp_dual_stack_config_with_per_rack_as_is_accepted_by_frr(tmp_path):
+@pytest.mark.parametrize("keep_received", [False, True])
+def test_bgp_dual_stack_config_with_per_rack_as_is_accepted_by_frr(tmp_path, keep_received):
     hosts = [{"inventory_hostname": "a1", "cluster_name": "amber", "node_ips": ["192.168.0.11", "fd00::11"], "bgp_asn": 64601},
              {"inventory_hostname": "a2", "cluster_name": "amber", "node_ips": ["192.168.0.12", "fd00::12"], "bgp_asn": 64602},
              {"inventory_hostname": "c1", "cluster_name": "cedar", "node_ips": ["192.168.20.11", "fd00:20::11"], "bgp_asn": 4200000001}]
     bgp = router_bgp(hosts, PLAN, accept_services=True)
-    config = render(tmp_path, {"router_mode": "bgp", "router_bgp": bgp, "router_id": "192.168.0.1"})
+    config = render(tmp_path, {"router_mode": "bgp", "router_bgp": bgp, "router_id": "192.168.0.1",
+                               "router_bgp_keep_received_routes": keep_received})
     text = config.read_text()
+    kept = sorted(line.split()[1] for line in text.splitlines() if line.strip().endswith("soft-reconfiguration inbound"))
+    # One line per peer group (cluster and family), inside its address family, or none at all.
+    assert kept == (sorted(g["name"] for g in bgp["peer_groups"]) if keep_received else []), text
     amber_v4 = PLAN["clusters"]["amber"]["pod_cidrs"][0]
     assert f"ip prefix-list amber-ipv4-in seq 5 permit {amber_v4} le 32" in text
     assert "neighbor 192.168.0.12 remote-as 64602" in text and "neighbor fd00::11 peer-group amber-ipv6" in text

@@ -125,35 +125,119 @@ def test_lock_is_stable_when_a_cluster_is_added(spec, new_name, nodes):
     assert netaddr.IPSet(n for _, n in ranges).size == sum(n.size for _, n in ranges)
 
 
-@SETTINGS
-@given(st.lists(st.integers(18, 26), min_size=1, max_size=12), st.data())
-def test_packing_succeeds_whenever_the_blocks_fit(prefixes, data):
-    """Power-of-two blocks fit aligned free space iff, for every size s, the free s-slots suffice for blocks >= s.
+# Packing. A node range of max_pods_per_node 8 is a /28, so a cluster of 2**k nodes asks for exactly one /(28-k):
+# each cluster below is one block of a chosen prefix length.
+UNIT = 28
 
-    The pool is built so that a packing exists: every block is first placed (largest first) by a brute-force
-    construction, and the pool is exactly those places, split into pieces. The planner must then find a packing.
-    """
-    prefixes.sort()
-    cursor, pool = netaddr.IPNetwork("10.0.0.0/8").first, []
-    for prefixlen in prefixes:  # lay the blocks out end to end, aligned
-        size = 1 << (32 - prefixlen)
-        cursor = (cursor + size - 1) // size * size
-        pool.append(netaddr.IPNetwork((cursor, prefixlen)))
-        cursor += size
-    # Shuffle the pool's order and merge it into as few CIDRs as netaddr finds: the planner sees other fragments.
-    pool = [str(c) for c in netaddr.IPSet(data.draw(st.permutations(pool))).iter_cidrs()]
-    spec = {
+
+def packing_spec(pool: list[str], prefixes: list[int]) -> dict:
+    return {
         "model": "flat",
         "ip_families": ["ipv4"],
         "pools": {"pods": {"ipv4": pool}, "services": {"ipv4": ["172.16.0.0/12"]}},
-        "defaults": {"max_pods_per_node": 8, "services": 1},  # /28 per node
-        "clusters": {f"c{i:02d}": {"nodes": 1 << (28 - p)} for i, p in enumerate(prefixes)},
+        "defaults": {"max_pods_per_node": 8, "services": 1},
+        "clusters": {f"c{i:02d}": {"nodes": 1 << (UNIT - p)} for i, p in enumerate(prefixes)},
     }
-    plan = plan_network(spec)
-    got = sorted(netaddr.IPNetwork(c["pod_cidrs"][0]).prefixlen for c in plan["clusters"].values())
-    assert got == prefixes
-    used = netaddr.IPSet(c["pod_cidrs"][0] for c in plan["clusters"].values())
-    assert used == netaddr.IPSet(pool)  # a tight fit: every address of the pool is used
+
+
+def check_packing(plan: dict, pool: list[str], prefixes: list[int]) -> netaddr.IPSet:
+    """The plan gives every cluster one block of its size, inside the pool, no two sharing an address."""
+    blocks = [netaddr.IPNetwork(c["pod_cidrs"][0]) for c in plan["clusters"].values()]
+    assert sorted(b.prefixlen for b in blocks) == sorted(prefixes)
+    used = netaddr.IPSet(blocks)
+    assert used.size == sum(b.size for b in blocks), f"blocks overlap: {blocks}"
+    assert used.issubset(netaddr.IPSet(pool)), f"blocks {blocks} outside the pool {pool}"
+    return used
+
+
+def aligned_slots(parent: netaddr.IPNetwork, prefixlen: int, free: netaddr.IPSet) -> list[netaddr.IPNetwork]:
+    """Every aligned /prefixlen of parent whose addresses are all in free."""
+    size = 1 << (32 - prefixlen)
+    return [net for start in range(parent.first, parent.last + 1, size)
+            if (net := netaddr.IPNetwork((start, prefixlen))) in free]
+
+
+@st.composite
+def scattered_blocks(draw, parent: str, smallest: int, largest: int, count: int):
+    """Blocks of random sizes, each placed at a random free aligned slot of parent (so gaps of every size remain
+    between them); returns (prefix lengths, the slots as a pool). A block with no free slot left is not asked for."""
+    parent_net = netaddr.IPNetwork(parent)
+    free = netaddr.IPSet([parent_net])
+    prefixes, slots = [], []
+    for prefixlen in sorted(draw(st.lists(st.integers(smallest, largest), min_size=1, max_size=count))):
+        candidates = aligned_slots(parent_net, prefixlen, free)
+        if not candidates:
+            continue
+        slot = draw(st.sampled_from(candidates))
+        free.remove(slot)
+        prefixes.append(prefixlen)
+        slots.append(slot)
+    return prefixes, [str(c) for c in netaddr.IPSet(slots).iter_cidrs()]
+
+
+@SETTINGS
+@given(scattered_blocks("10.0.0.0/16", 18, 26, 12), st.data())
+def test_packing_succeeds_whenever_the_blocks_fit(blocks, data):
+    """A packing exists by construction (the blocks where they were placed); the pool is exactly those places, in
+    pieces with gaps between them and in a random order. The planner must find a packing, and a tight one."""
+    prefixes, pool = blocks
+    pool = data.draw(st.permutations(pool))
+    plan = plan_network(packing_spec(pool, prefixes))  # "does not fit" here is a wrong answer, not a skip
+    assert check_packing(plan, pool, prefixes) == netaddr.IPSet(pool)  # every address of the pool is used
+
+
+def brute_force_fits(pool: list[str], prefixes: list[int], parent: netaddr.IPNetwork) -> bool:
+    """Whether the blocks can be placed aligned and disjoint inside the pool: tries every slot of every block
+    (largest first, memoised on what is left free); for the small pools of the test below."""
+    unit = 1 << (32 - UNIT)
+    units = (parent.size // unit)
+    free_mask = 0
+    for cidr in pool:
+        net = netaddr.IPNetwork(cidr)
+        for u in range((net.first - parent.first) // unit, (net.last + 1 - parent.first) // unit):
+            free_mask |= 1 << u
+    sizes = sorted((1 << (UNIT - p) for p in prefixes), reverse=True)
+    seen: dict = {}
+
+    def place(index: int, mask: int) -> bool:
+        if index == len(sizes):
+            return True
+        if (index, mask) not in seen:
+            width = sizes[index]
+            block = (1 << width) - 1
+            seen[(index, mask)] = any(mask & (block << at) == block << at and place(index + 1, mask & ~(block << at))
+                                      for at in range(0, units, width))
+        return seen[(index, mask)]
+    return place(0, free_mask)
+
+
+@SETTINGS
+@given(fragmented_pool("10.0.0.0/22", 6, 22, 28), st.lists(st.integers(22, 28), min_size=1, max_size=7), st.data())
+def test_packing_fits_exactly_when_a_brute_force_search_finds_a_packing(pool, prefixes, data):
+    """Random fragments of a /22 and random blocks: the planner fits them if and only if trying every placement
+    does. A wrong "does not fit" and a packing that breaks the rules both fail."""
+    pool = data.draw(st.permutations(pool))
+    fits = brute_force_fits(pool, prefixes, netaddr.IPNetwork("10.0.0.0/22"))
+    try:
+        plan = plan_network(packing_spec(pool, prefixes))
+    except AnsibleFilterError as error:
+        assert "does not fit" in str(error), str(error)
+        assert not fits, f"the planner said {error}, but a packing of {prefixes} into {pool} exists"
+        return
+    assert fits, f"the planner packed {prefixes} into {pool}, which the brute-force search calls impossible"
+    check_packing(plan, pool, prefixes)
+
+
+def test_brute_force_search_tells_fit_from_no_fit():
+    """The reference itself, on cases worked by hand: two /27s fit a /26 but not two /27s that are not aligned
+    together (10.0.0.32/27 and 10.0.0.64/27 cannot hold a /26); a /23 does not fit four scattered /25s."""
+    parent = netaddr.IPNetwork("10.0.0.0/22")
+    assert brute_force_fits(["10.0.0.0/26"], [27, 27], parent)
+    assert not brute_force_fits(["10.0.0.0/26"], [27, 27, 28], parent)
+    assert not brute_force_fits(["10.0.0.32/27", "10.0.0.64/27"], [26], parent)
+    assert brute_force_fits(["10.0.0.32/27", "10.0.0.64/27"], [27, 28, 28], parent)
+    assert not brute_force_fits(["10.0.0.0/25", "10.0.1.0/25", "10.0.2.0/25", "10.0.3.0/25"], [23], parent)
+    assert brute_force_fits(["10.0.0.0/25", "10.0.1.0/25", "10.0.2.0/25", "10.0.3.0/25"], [25, 25, 26, 26, 26, 26], parent)
 
 
 @SETTINGS

@@ -4,12 +4,17 @@ import ipaddress
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from scenario import inventory_nodes
 
 PREFIX = "podman://arch-mol-cluster-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -63,7 +68,7 @@ def pod_ip(workloads, name):
 
 def test_every_node_is_ready(cp):
     nodes = json.loads(kubectl(cp, "get nodes -o json"))["items"]
-    assert sorted(n["metadata"]["name"] for n in nodes) == ["cp1", "w1", "w2"]
+    assert {n["metadata"]["name"] for n in nodes} == inventory_nodes("alpha") == {"cp1", "w1", "w2"}
     for node in nodes:
         ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True", node["metadata"]["name"]
@@ -76,7 +81,9 @@ def test_live_ranges_are_the_plans(cp, plan):
     assert f"--service-cluster-ip-range={','.join(plan['service_cidrs'])}" in apiserver
     assert f"--cluster-cidr={','.join(plan['pod_cidrs'])}" in controller
     pod_range = ipaddress.ip_network(plan["pod_cidrs"][0])
-    for node in json.loads(kubectl(cp, "get nodes -o json"))["items"]:
+    nodes = json.loads(kubectl(cp, "get nodes -o json"))["items"]
+    assert {n["metadata"]["name"] for n in nodes} == inventory_nodes("alpha")
+    for node in nodes:
         node_range = ipaddress.ip_network(node["spec"]["podCIDR"])
         assert node_range.subnet_of(pod_range)
         assert node_range.prefixlen == plan["node_cidr_mask_sizes"][0]

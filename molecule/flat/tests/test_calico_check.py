@@ -13,6 +13,10 @@ import pytest
 import testinfra
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from scenario import inventory_nodes
+
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).resolve().parents[1] / "calico-check.yml"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -113,7 +117,9 @@ def test_only_the_crds_are_applied(cp, good):
     for resource in ("ippools", "bgpconfigurations", "bgppeers"):
         assert json.loads(cp.check_output(f"{KUBECTL} get {resource}.crd.projectcalico.org -o json"))["items"] == []
     assert cp.run(f"{KUBECTL} -n kube-system get daemonset calico-node").rc != 0
-    for node in json.loads(cp.check_output(f"{KUBECTL} get nodes -o json"))["items"]:
+    nodes = json.loads(cp.check_output(f"{KUBECTL} get nodes -o json"))["items"]
+    assert {n["metadata"]["name"] for n in nodes} == inventory_nodes("alpha")
+    for node in nodes:
         assert "projectcalico.org/ASNumber" not in node["metadata"].get("annotations", {})
 
 

@@ -20,7 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario import ask, echo_server, run_playbook, wait_for
+from scenario import ask, echo_server, inventory_nodes, run_playbook, wait_for
 
 PREFIX = "arch-mol-flat-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -104,8 +104,11 @@ def ext_server():
 
 
 def node_pod_cidrs(cluster):
+    """Each Node object's pod ranges; the Node objects must be exactly the inventory's nodes of the cluster."""
     items = json.loads(kubectl(cluster, "get nodes -o json"))["items"]
-    return {n["metadata"]["name"]: n["spec"]["podCIDRs"] for n in items}
+    cidrs = {n["metadata"]["name"]: n["spec"]["podCIDRs"] for n in items}
+    assert set(cidrs) == inventory_nodes(cluster), f"{cluster}'s Node objects {sorted(cidrs)}, inventory {sorted(inventory_nodes(cluster))}"
+    return cidrs
 
 
 def test_pod_ranges_are_unique_and_every_node_range_inside_its_cluster(plan):
@@ -193,7 +196,10 @@ def test_router_capture_shows_pod_addresses_on_the_wire(workloads, capture):
 
 
 # BGP mode: router-bgp peers with alpha's nodes. calico-node cannot run in the lab, so a bgpd on alpha-w1 stands in
-# for its BIRD: it announces the node's pod range, and also beta's range, which the router must refuse.
+# for its BIRD. It announces the node's pod range, which the router must take, and three it must refuse: beta's range,
+# a prefix outside every planned range and a supernet of alpha's range. The router keeps what each neighbor sent
+# before its filter (router_bgp_keep_received_routes), so the tests see every prefix arrive and all but one refused.
+# (When the real calico-node replaces the stand-in, keep these checks: they read only the router and the speaker.)
 SPEAKER = """frr defaults traditional
 hostname alpha-w1-speaker
 router bgp 64602
@@ -202,10 +208,10 @@ router bgp 64602
  no bgp network import-check
  neighbor {router} remote-as 64512
  address-family ipv4 unicast
-  network {own}
-  network {hijack}
- exit-address-family
+{networks} exit-address-family
 """
+SPEAKER_VTY = "/run/speaker"
+OUTSIDE = "10.250.0.0/24"  # in no pool, node network or reserved range of this scenario's plan
 
 
 def bgp(command):
@@ -222,17 +228,28 @@ def run_routers(extra=None):
 @pytest.fixture(scope="module")
 def speaker(plan):
     w1 = lab_host("alpha-w1")
-    own = node_pod_cidrs("alpha")["alpha-w1"][0]
-    hijack = plan["beta"]["pod_cidrs"][0]
-    config = SPEAKER.format(router=ROUTER_BGP, own=own, hijack=hijack)
-    w1.run(f"mkdir -p /run/speaker && cat > /run/speaker/bgpd.conf <<'EOF'\n{config}EOF\nchown -R frr:frr /run/speaker")
+    alpha = ipaddress.ip_network(plan["alpha"]["pod_cidrs"][0])
+    prefixes = {"own": node_pod_cidrs("alpha")["alpha-w1"][0], "hijack": plan["beta"]["pod_cidrs"][0],
+                "outside": OUTSIDE, "supernet": str(alpha.supernet())}
+    planned = [ipaddress.ip_network(c) for cluster in plan.values() for c in cluster["pod_cidrs"] + cluster["service_cidrs"]]
+    planned.append(ipaddress.ip_network("10.224.0.0/16"))  # every lab network of this scenario
+    assert not any(ipaddress.ip_network(OUTSIDE).overlaps(p) for p in planned), f"{OUTSIDE} must be outside {planned}"
+    config = SPEAKER.format(router=ROUTER_BGP, networks="".join(f"  network {p}\n" for p in prefixes.values()))
+    w1.run(f"mkdir -p {SPEAKER_VTY} && cat > {SPEAKER_VTY}/bgpd.conf <<'EOF'\n{config}EOF\nchown -R frr:frr {SPEAKER_VTY}")
     w1.run("systemctl stop flat-test-speaker 2>/dev/null; systemctl reset-failed flat-test-speaker 2>/dev/null")
     # No zebra, no kernel routes, no vty port: a bgpd that only speaks BGP, for at most 10 minutes.
-    started = w1.run("systemd-run --unit=flat-test-speaker timeout 600 /usr/lib/frr/bgpd --no_zebra --no_kernel -f /run/speaker/bgpd.conf "
-                     "-i /run/speaker/bgpd.pid --vty_socket /run/speaker -P 0")
+    started = w1.run(f"systemd-run --unit=flat-test-speaker timeout 600 /usr/lib/frr/bgpd --no_zebra --no_kernel "
+                     f"-f {SPEAKER_VTY}/bgpd.conf -i {SPEAKER_VTY}/bgpd.pid --vty_socket {SPEAKER_VTY} -P 0")
     assert started.rc == 0, started.stderr
-    yield {"own": own, "hijack": hijack}
+    yield prefixes
     w1.run("systemctl stop flat-test-speaker")
+
+
+def speaker_bgp(command):
+    """A show command on the stand-in speaker's bgpd (its own vty socket), as JSON."""
+    result = lab_host("alpha-w1").run(f"vtysh --vty_socket {SPEAKER_VTY} -d bgpd -c {json.dumps(command)}")
+    assert result.rc == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
 
 
 def established(address):
@@ -246,15 +263,22 @@ def test_bgp_router_peers_with_each_alpha_node_at_its_own_as():
     assert "10.224.2.11" not in peers, "router-bgp serves alpha only"
 
 
-def test_bgp_router_accepts_the_node_range_and_refuses_another_cluster_range(speaker):
+def test_bgp_router_accepts_the_node_range_and_refuses_every_other_prefix_it_receives(speaker):
+    announced = set(speaker.values())
+    assert len(announced) == 4, speaker
     assert wait_for(lambda: established("10.224.1.12"), 60), bgp("show bgp ipv4 unicast summary json")
-    assert wait_for(lambda: speaker["own"] in bgp("show bgp ipv4 unicast json").get("routes", {}), 30)
-    routes = bgp("show bgp ipv4 unicast json")["routes"]
-    assert speaker["hijack"] not in routes, f"beta's range {speaker['hijack']} was accepted from an alpha node"
-    received = bgp("show bgp ipv4 unicast summary json")["peers"]["10.224.1.12"]
-    assert received["pfxRcd"] == 1, received
-    kernel = lab_host("router-bgp").run(f"ip -4 route show {speaker['own']}").stdout
-    assert "via 10.224.1.12" in kernel and "proto bgp" in kernel, kernel
+    # What the speaker sent: all four prefixes, to the router.
+    advertised = f"show bgp ipv4 unicast neighbors {ROUTER_BGP} advertised-routes json"
+    assert wait_for(lambda: set(speaker_bgp(advertised).get("advertisedRoutes", {})) == announced, 30), speaker_bgp(advertised)
+    assert speaker_bgp("show bgp ipv4 unicast summary json")["peers"][ROUTER_BGP]["pfxSnt"] == 4
+    # What the router received from it before the filter: the same four, so each refusal below is the filter's.
+    received = "show bgp ipv4 unicast neighbors 10.224.1.12 received-routes json"
+    assert wait_for(lambda: set(bgp(received).get("receivedRoutes", {})) == announced, 30), bgp(received)
+    # What the router took: the node's own range only.
+    assert set(bgp("show bgp ipv4 unicast json")["routes"]) == {speaker["own"]}, "a prefix got past the filter"
+    assert bgp("show bgp ipv4 unicast summary json")["peers"]["10.224.1.12"]["pfxRcd"] == 1
+    kernel = [line for line in lab_host("router-bgp").run("ip -4 route show").stdout.splitlines() if "proto bgp" in line]
+    assert len(kernel) == 1 and kernel[0].startswith(f"{speaker['own']} ") and "via 10.224.1.12" in kernel[0], kernel
 
 
 def test_bgp_peer_change_reloads_without_dropping_established_sessions(speaker):
@@ -275,3 +299,30 @@ def test_bgp_peer_change_reloads_without_dropping_established_sessions(speaker):
         rc, changed, text = run_routers({"flat_test_bgp_clusters": ["alpha"]})
     assert rc == 0 and set(changed) == {"router-bgp"}, (changed, text)
     assert "10.224.2.11" not in bgp("show bgp ipv4 unicast summary json")["peers"]
+
+
+def test_a_configuration_frr_rejects_never_lands_and_frr_keeps_running_the_old_one(speaker):
+    """The router role checks frr.conf with vtysh --dryrun before it replaces the old one: a keepalive FRR cannot
+    parse (70000 s, its range ends at 65535) fails the run on that task, and frr.conf, FRR's running configuration,
+    bgpd and its sessions stay as they were."""
+    assert wait_for(lambda: established("10.224.1.12"), 60)
+    router = lab_host("router-bgp")
+    before = {"sum": router.file("/etc/frr/frr.conf").sha256sum, "running": router.run("vtysh -c 'show running-config'").stdout,
+              "pid": router.run("pidof bgpd").stdout.strip(),
+              "connections": bgp("show bgp neighbors 10.224.1.12 json")["10.224.1.12"]["connectionsEstablished"]}
+    assert "timers 3 9" in before["running"], before["running"]
+    rc, changed, text = run_routers({"router_bgp_keepalive": 70000})
+    try:
+        assert rc != 0, text[-3000:]
+        failure = text.split("\n", 1)[0]
+        assert failure.startswith("router-bgp: router : Write the FRR configuration"), text[:2000]
+        assert "timers 70000 9" in text and "Unknown command" in text, text[:3000]
+        assert changed == {}, changed
+        assert router.file("/etc/frr/frr.conf").sha256sum == before["sum"]
+        assert router.run("vtysh -c 'show running-config'").stdout == before["running"]
+        assert router.run("pidof bgpd").stdout.strip() == before["pid"]
+        after = bgp("show bgp neighbors 10.224.1.12 json")["10.224.1.12"]
+        assert after["bgpState"] == "Established" and after["connectionsEstablished"] == before["connections"], after
+    finally:
+        rc, changed, text = run_routers()
+    assert rc == 0 and changed == {}, (changed, text[-2000:])
