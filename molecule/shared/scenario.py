@@ -48,7 +48,7 @@ class PlaybookReportError(RuntimeError):
 def ansible_env() -> dict:
     """The environment for Ansible commands against this repository's roles and filters."""
     return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-            "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins")}
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections")}
 
 
 def inventory_path() -> Path:

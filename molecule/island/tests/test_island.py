@@ -338,7 +338,7 @@ def test_a_converge_killed_after_writing_the_rules_converges_on_the_next_run(wor
     beta, ext = lab_host("beta-gw"), lab_host("ext1")
     new = [{"name": "killed", "protocol": "tcp", "port": 8083, "node_port": 30081}]
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "kill_at_task",
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"), "ANSIBLE_CALLBACKS_ENABLED": "kill_at_task",
            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).with_name("callback_plugins")),
            "ARCHIPELAGO_KILL_AT_TASK": "Write the gateway unit"}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), str(SCENARIO / "gateways.yml"),

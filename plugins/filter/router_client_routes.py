@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: router_client_routes
@@ -39,7 +35,9 @@ options:
 EXAMPLES = r"""
 - name: Route the other clusters' pod ranges via the rack's router
   ansible.builtin.set_fact:
-    routes: "{{ ['10.224.1.1'] | router_client_routes(archipelago_plan, exclude='alpha', networks=['10.224.3.0/24']) }}"
+    routes: >-
+      {{ ['10.224.1.1'] | archipelago.clusters.router_client_routes(archipelago_plan, exclude='alpha',
+         networks=['10.224.3.0/24']) }}
 """
 
 RETURN = r"""
@@ -70,8 +68,7 @@ def client_routes(next_hops: list, plan: dict, exclude: str | None = None, netwo
 
 def router_client_routes(next_hops, plan, exclude=None, networks=None):
     """Jinja wrapper: checks the arguments, then calls client_routes()."""
-    if netaddr is None:
-        raise AnsibleFilterError("router_client_routes: the netaddr Python library is missing on the controller; pip install netaddr.")
+    require_netaddr("router_client_routes")
     if isinstance(next_hops, str):
         next_hops = [next_hops]
     if not isinstance(next_hops, list):

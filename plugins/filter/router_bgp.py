@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_mapping_list, require_netaddr
 
 DOCUMENTATION = r"""
 name: router_bgp
@@ -21,7 +17,7 @@ description:
     may differ) and the only prefixes the router accepts from them - the cluster's pod ranges in the plan and
     anything more specific, plus its service ranges with O(accept_services). A cluster that announces another
     cluster's range is ignored, not believed.
-  - C(announce) lists, per family, the pod ranges of every cluster in the input (and anything more specific): the
+  - C(announce) lists, per family, the pod ranges of every cluster in the input (and anything more specific), the
     routes the router passes on to every neighbor, so each cluster learns the routes the others announce.
 options:
   _input:
@@ -43,7 +39,7 @@ options:
 EXAMPLES = r"""
 - name: Peer with every node of the flat clusters
   ansible.builtin.set_fact:
-    router_bgp: "{{ groups['kube_node'] | map('extract', hostvars) | list | router_bgp(archipelago_plan) }}"
+    router_bgp: "{{ groups['kube_node'] | map('extract', hostvars) | list | archipelago.clusters.router_bgp(archipelago_plan) }}"
 """
 
 RETURN = r"""
@@ -106,10 +102,8 @@ def bgp(hosts: list[Mapping], plan: dict, accept_services: bool = False) -> dict
 
 def router_bgp(hosts, plan, accept_services=False):
     """Jinja wrapper: checks the arguments, then calls bgp()."""
-    if netaddr is None:
-        raise AnsibleFilterError("router_bgp: the netaddr Python library is missing on the controller; pip install netaddr.")
-    if not isinstance(hosts, list) or not all(isinstance(h, Mapping) for h in hosts):
-        raise AnsibleFilterError(f"router_bgp: the input is {hosts!r}; give the Kubernetes hosts' variables (hostvars), as a list.")
+    require_netaddr("router_bgp")
+    require_mapping_list("router_bgp", hosts, "the Kubernetes hosts' variables (hostvars)")
     if not isinstance(plan, dict):
         raise AnsibleFilterError(f"router_bgp: plan is {plan!r}; give the network plan (archipelago_plan).")
     return bgp(hosts, plan, bool(accept_services))

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: island_gateway_routes
@@ -37,7 +33,9 @@ options:
 EXAMPLES = r"""
 - name: Route the other clusters through this cluster's gateway
   ansible.builtin.set_fact:
-    routes: "{{ {'beta': '10.210.1.2'} | island_gateway_routes(archipelago_plan, networks=['10.210.0.0/24'], networks_via='10.210.1.2') }}"
+    routes: >-
+      {{ {'beta': '10.210.1.2'} | archipelago.clusters.island_gateway_routes(archipelago_plan,
+         networks=['10.210.0.0/24'], networks_via='10.210.1.2') }}
 """
 
 RETURN = r"""
@@ -66,8 +64,7 @@ def routes(vias: dict, plan: dict, networks=(), networks_via: str | None = None)
 
 def island_gateway_routes(vias, plan, networks=None, networks_via=None):
     """Jinja wrapper: checks the arguments, then calls routes()."""
-    if netaddr is None:
-        raise AnsibleFilterError("island_gateway_routes: the netaddr Python library is missing on the controller; pip install netaddr.")
+    require_netaddr("island_gateway_routes")
     if not isinstance(vias, dict):
         raise AnsibleFilterError(f"island_gateway_routes: the input is {vias!r}; give a mapping of cluster name to next hop.")
     if not isinstance(plan, dict):

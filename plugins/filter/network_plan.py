@@ -9,11 +9,7 @@ import re
 
 import yaml
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: network_plan
@@ -74,7 +70,7 @@ options:
 EXAMPLES = r"""
 - name: Plan three flat dual-stack clusters, keeping what an earlier run allocated
   ansible.builtin.set_fact:
-    plan: "{{ network_plan | network_plan(lock=previous_plan | default(None), lock_file='network-plan.lock.yml') }}"
+    plan: "{{ network_plan | archipelago.clusters.network_plan(lock=previous_plan | default(None), lock_file='network-plan.lock.yml') }}"
 
 # network_plan:
 #   model: flat
@@ -614,8 +610,7 @@ def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list, lock_
 
 def plan_network(spec, lock=None, lock_file=None) -> dict:
     """The filter's logic: plain data in, plain data out."""
-    if netaddr is None:
-        _fail("the netaddr Python library is required on the controller: pip install netaddr")
+    require_netaddr("network_plan")
     # Planning allocates many small objects and frees none of them until it returns; pausing the cyclic garbage
     # collector meanwhile keeps 10,000 clusters linear (benchmarks/README.md).
     collecting = gc.isenabled()

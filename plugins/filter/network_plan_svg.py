@@ -6,11 +6,7 @@ import hashlib
 from html import escape
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: network_plan_svg
@@ -31,7 +27,7 @@ options:
 EXAMPLES = r"""
 - name: Write the plan's diagram
   ansible.builtin.copy:
-    content: "{{ plan | network_plan_svg }}"
+    content: "{{ plan | archipelago.clusters.network_plan_svg }}"
     dest: network-plan.svg
     mode: "0644"
 """
@@ -73,8 +69,7 @@ def _rect(x: float, y: float, width: float, fill: str, title: str) -> str:
 
 
 def plan_svg(plan: dict) -> str:
-    if netaddr is None:
-        raise AnsibleFilterError(f"{FILTER}: the netaddr Python library is required on the controller: pip install netaddr")
+    require_netaddr("network_plan_svg")
     if not isinstance(plan, dict) or "clusters" not in plan or "pools" not in plan:
         raise AnsibleFilterError(f"{FILTER}: expects the output of the network_plan filter, got {type(plan).__name__}")
     exclusions = [netaddr.IPNetwork(e) for e in plan.get("exclusions", [])]

@@ -6,11 +6,7 @@ import bisect
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: network_plan_hosts
@@ -45,7 +41,7 @@ options:
 EXAMPLES = r"""
 - name: Check the hosts against the plan
   ansible.builtin.set_fact:
-    node_addresses: "{{ plan | network_plan_hosts(groups, hostvars) }}"
+    node_addresses: "{{ plan | archipelago.clusters.network_plan_hosts(groups, hostvars) }}"
 """
 
 RETURN = r"""
@@ -135,12 +131,11 @@ def _inside(ranges: dict, address) -> str | None:
 
 def check_hosts(plan, groups, hostvars) -> dict:
     """The filter's logic. Returns {host: [node addresses]} for every Kubernetes host."""
-    if netaddr is None:
-        _fail("the netaddr Python library is required on the controller: pip install netaddr")
+    require_netaddr("network_plan_hosts")
     if not isinstance(plan, Mapping) or not isinstance(plan.get("clusters"), Mapping) or plan.get("model") not in ("flat", "island"):
         _fail(f"expects the output of the network_plan filter, got {type(plan).__name__}")
     if not isinstance(groups, Mapping) or not isinstance(hostvars, Mapping):
-        _fail("give the inventory's groups and hostvars: plan | network_plan_hosts(groups, hostvars)")
+        _fail("give the inventory's groups and hostvars: plan | archipelago.clusters.network_plan_hosts(groups, hostvars)")
 
     # One cluster per host: a host in two clusters' groups gets one cluster_name by group precedence, silently.
     members: dict = {}

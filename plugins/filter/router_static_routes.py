@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: router_static_routes
@@ -40,7 +36,7 @@ options:
 EXAMPLES = r"""
 - name: Route every node's pod range via the node
   ansible.builtin.set_fact:
-    router_static_routes: "{{ {'alpha': alpha_nodes_json['items']} | router_static_routes(archipelago_plan) }}"
+    router_static_routes: "{{ {'alpha': alpha_nodes_json['items']} | archipelago.clusters.router_static_routes(archipelago_plan) }}"
 """
 
 RETURN = r"""
@@ -96,8 +92,7 @@ def static_routes(nodes_by_cluster: dict, plan: dict, source: str = "nodes") -> 
 
 def router_static_routes(nodes, plan, source="nodes"):
     """Jinja wrapper: checks the arguments, then calls static_routes()."""
-    if netaddr is None:
-        raise AnsibleFilterError("router_static_routes: the netaddr Python library is missing on the controller; pip install netaddr.")
+    require_netaddr("router_static_routes")
     if source not in ("nodes", "plan"):
         raise AnsibleFilterError(f"router_static_routes: source is {source!r}; use nodes (Node objects' podCIDRs) or plan.")
     if not isinstance(nodes, dict) or not all(isinstance(objs, list) for objs in nodes.values()):

@@ -6,11 +6,7 @@ import math
 import re
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: island_gateway_exports
@@ -56,7 +52,7 @@ options:
 EXAMPLES = r"""
 - name: Assign the gateway's addresses
   ansible.builtin.set_fact:
-    gateway: "{{ exports | island_gateway_exports(['100.64.0.16/28'], nodes=['10.0.2.11'], lock=previous) }}"
+    gateway: "{{ exports | archipelago.clusters.island_gateway_exports(['100.64.0.16/28'], nodes=['10.0.2.11'], lock=previous) }}"
 """
 
 RETURN = r"""
@@ -221,8 +217,7 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
 
 def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lock=None, nodeport_range=None):
     """Jinja wrapper: checks the arguments, then calls assign()."""
-    if netaddr is None:
-        raise AnsibleFilterError("island_gateway_exports: the netaddr Python library is missing on the controller; pip install netaddr.")
+    require_netaddr("island_gateway_exports")
     if exports is None:
         exports = []
     if not isinstance(exports, list):

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_mapping_list, require_netaddr
 
 DOCUMENTATION = r"""
 name: cni_calico_router_peers
@@ -36,7 +32,7 @@ options:
 EXAMPLES = r"""
 - name: Peer calico-node with the racks' routers
   ansible.builtin.set_fact:
-    peers: "{{ groups['routers'] | map('extract', hostvars) | list | cni_calico_router_peers('alpha') }}"
+    peers: "{{ groups['routers'] | map('extract', hostvars) | list | archipelago.clusters.cni_calico_router_peers('alpha') }}"
 """
 
 RETURN = r"""
@@ -67,10 +63,8 @@ def router_peers(routers: list[Mapping], cluster: str) -> list[dict]:
 
 def cni_calico_router_peers(routers, cluster):
     """Jinja wrapper: checks the arguments, then calls router_peers()."""
-    if netaddr is None:
-        raise AnsibleFilterError("cni_calico_router_peers: the netaddr Python library is missing on the controller; pip install netaddr.")
-    if not isinstance(routers, list) or not all(isinstance(r, Mapping) for r in routers):
-        raise AnsibleFilterError(f"cni_calico_router_peers: the input is {routers!r}; give the routers' variables (hostvars), as a list.")
+    require_netaddr("cni_calico_router_peers")
+    require_mapping_list("cni_calico_router_peers", routers, "the routers' variables (hostvars)")
     return router_peers(routers, str(cluster))
 
 
