@@ -105,7 +105,6 @@ def run_site_expecting_failure(inventory: Path, tmp_path: Path) -> str:
         "      delegate_to: localhost\n      run_once: true\n"
     )
     lock = inventory / ".archipelago" / "network-plan.lock.yml"
-    lock.parent.mkdir(exist_ok=True)
     lock_before = lock.read_bytes() if lock.exists() else None
     result = run_playbook(inventory, site)
     assert result.returncode != 0, result.stdout[-3000:]
