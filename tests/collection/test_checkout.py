@@ -44,3 +44,11 @@ def test_molecule_s_environment_finds_the_checkout_s_filters(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     plan = yaml.safe_load((tmp_path / "plan.yml").read_text())
     assert plan["model"] == "island" and plan["clusters"]["alpha"]["global_cidrs"][0].startswith("100.64.0.")
+
+
+def test_every_scenario_that_runs_the_roles_can_find_the_collection():
+    """The roles' defaults use archipelago.clusters.version, so every scenario with the roles needs the collection too."""
+    for path in sorted(ROOT.glob("molecule/*/molecule.yml")):
+        env = yaml.safe_load(path.read_text())["provisioner"].get("env") or {}
+        if "ANSIBLE_ROLES_PATH" in env:
+            assert env.get("ANSIBLE_COLLECTIONS_PATH") == "${MOLECULE_PROJECT_DIRECTORY}/collections", path

@@ -56,7 +56,7 @@ def test_the_tarball_holds_the_collection_and_no_caches_or_lab_state(consumer):
 
 
 def test_ansible_doc_documents_every_filter_and_role_of_the_installed_collection(consumer):
-    for kind, names in (("filter", FILTERS), ("role", ROLES)):
+    for kind, names in (("filter", FILTERS), ("role", ROLES), ("lookup", ["version"])):
         fqcns = [f"archipelago.clusters.{n}" for n in names]
         result = run("ansible-doc", "-t", kind, "--json", *fqcns, cwd=consumer["home"], env=consumer["env"])
         assert result.returncode == 0, result.stdout + result.stderr
@@ -64,7 +64,7 @@ def test_ansible_doc_documents_every_filter_and_role_of_the_installed_collection
         docs = json.loads(result.stdout)
         assert sorted(docs) == sorted(fqcns)
         for name, doc in docs.items():
-            if kind == "filter":
+            if kind in ("filter", "lookup"):
                 assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], name
                 assert doc["doc"]["filename"].startswith(str(consumer["root"])), doc["doc"]["filename"]
             else:
