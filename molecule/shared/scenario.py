@@ -57,10 +57,11 @@ def inventory_path() -> Path:
 
 def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None,
                  limit: str | None = None) -> tuple[int, dict, str]:
-    """Run a playbook against the scenario's inventory (or another one, limited to some hosts) with JSON output. Returns the exit code, the names of the
-    tasks that changed per host, and a text that starts with every failed task's message and goes on with the
-    playbook's whole output. Raises PlaybookReportError when the output is not the JSON report (a playbook that
-    could not even start): "nothing changed" must never be read from a report that does not exist."""
+    """Run a playbook against the scenario's inventory (or another one, limited to some hosts) with JSON output.
+    Returns the exit code, the names of the tasks that changed per host, and a text that starts with every failed
+    task's message and goes on with the playbook's whole output. Raises PlaybookReportError when the output is not the
+    JSON report (a playbook that could not even start): "nothing changed" must never be read from a report that does
+    not exist."""
     env = {**ansible_env(), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or inventory_path()), str(playbook)]
     if extra is not None:

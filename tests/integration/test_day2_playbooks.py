@@ -31,7 +31,8 @@ def test_etcd_playbooks_need_a_cluster_of_the_inventory(inventory, tmp_path, pla
     snapshot = tmp_path / "alpha.db"
     snapshot.write_bytes(b"not a snapshot")
     output = refused(inventory, playbook, f"snapshot={snapshot}")
-    assert f"{playbook} needs the cluster whose etcd it works on: -e cluster=<name> (clusters of this inventory: north, south, west)" in output
+    assert (f"{playbook} needs the cluster whose etcd it works on: -e cluster=<name>"
+            " (clusters of this inventory: north, south, west)") in output
     output = refused(inventory, playbook, "cluster=east", f"snapshot={snapshot}")
     assert "(got east, which is not one; clusters of this inventory: north, south, west)" in output
 
@@ -43,7 +44,8 @@ def test_etcd_backup_needs_etcdctl_on_the_controller(inventory):
 
 def test_etcd_restore_needs_a_snapshot_file(inventory, tmp_path):
     output = refused(inventory, "etcd-restore.yml", "cluster=north")
-    assert "etcd-restore.yml needs the snapshot to restore, a file on the controller written by etcd-backup.yml: -e snapshot=<path>." in output
+    assert ("etcd-restore.yml needs the snapshot to restore, a file on the controller written by etcd-backup.yml:"
+            " -e snapshot=<path>.") in output
     output = refused(inventory, "etcd-restore.yml", "cluster=north", f"snapshot={tmp_path / 'missing.db'}")
     assert f"({tmp_path / 'missing.db'} is not a file)" in output
 
