@@ -381,3 +381,31 @@ def test_the_plan_files_are_never_read_as_inventory(tmp_path):
     after = run_ansible("ansible-inventory", "-i", str(inventory), "--list")
     assert after.returncode == 0 and "WARNING" not in after.stderr, after.stderr
     assert json.loads(after.stdout) == json.loads(before.stdout)
+
+
+# --------------------------------------------------------------------------------------------------------
+# --limit: the plan play must run on the controller whatever the limit, or no later play has a plan.
+
+
+@pytest.mark.parametrize("limit", ["north-w2", "north-w2,south-w1"])
+def test_the_plan_reaches_the_limited_hosts(tmp_path, limit):
+    inventory = copy_example("island", tmp_path)
+    out = tmp_path / "limited"
+    site = tmp_path / "site.yml"
+    site.write_text(
+        f"- ansible.builtin.import_playbook: {ROOT}/playbooks/plan.yml\n"
+        "- name: Record what each limited host was handed\n  hosts: kube_node\n  gather_facts: false\n  tasks:\n"
+        "    - name: Write this host's slice\n      ansible.builtin.copy:\n"
+        "        content: \"{{ {'init': cluster_init_host, 'pods': cluster_plan.pod_cidrs} | to_json }}\"\n"
+        f"        dest: {out}-{{{{ inventory_hostname }}}}.json\n        mode: '0644'\n"
+        "      delegate_to: localhost\n"
+    )
+    result = run_ansible("ansible-playbook", "-i", str(inventory), str(site), "--limit", limit)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lock = yaml.safe_load((inventory / PLAN_DIR / "network-plan.lock.yml").read_text())
+    written = sorted(p.name for p in tmp_path.glob("limited-*.json"))
+    assert written == sorted(f"limited-{host}.json" for host in limit.split(","))  # the limit held for the later play
+    for host in limit.split(","):
+        cluster = host.split("-")[0]
+        recorded = json.loads((tmp_path / f"limited-{host}.json").read_text())
+        assert recorded == {"init": f"{cluster}-cp1", "pods": lock["clusters"][cluster]["pod_cidrs"]}
