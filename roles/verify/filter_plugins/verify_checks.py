@@ -172,7 +172,7 @@ def _probe(check: str, family: str, target: str, address: str, **extra) -> dict:
 
 
 def _server_on(pods: dict, node: str | None, other: bool = False) -> dict | None:
-    for server in pods["servers"]:
+    for server in pods.get("servers") or []:
         if server["ready"] and ((server["node"] != node) if other else (server["node"] == node)):
             return server
     return None
@@ -228,7 +228,7 @@ def verify_outbound_probes(pods: dict, cluster: str, plan: dict, peers=(), islan
         pair = f"{cluster}->{peer}"
         if me["model"] == "flat":
             for family in [f for f in me["ip_families"] if f in plan["clusters"][peer]["ip_families"]]:
-                server = _server_on(peer_pods or {"servers": []}, None, other=True)
+                server = _server_on(peer_pods or {}, None, other=True)
                 if server is None or family not in client["ips"]:
                     why = f"no Ready server pod in {peer}" if server is None else "the client pod has no address of this family"
                     probes.append(_probe("cross-cluster-pod", family, peer, "", pair=pair, fail_reason=why))
