@@ -4,6 +4,8 @@ in the same file, since they share the record's shape."""
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 try:
@@ -96,6 +98,51 @@ def verify_record(result: dict, cluster: str) -> dict:
     return {**record, "reason": f"{item['target']} saw the client as {_excerpt(last)}, expected {' or '.join(expected) or '(no address)'}"}
 
 
+def _runnable(item: dict) -> bool:
+    return not item.get("fail_reason") and not item.get("skip_reason")
+
+
+def verify_argv(items: list, kubectl: list, namespace: str, probe: str, closed: str) -> list:
+    """The command of each runnable probe: kubectl exec into its pod and container, or (an item with a host) a shell
+    on that external host; the probe script gets the socat address as $1."""
+    commands = []
+    for item in items:
+        if not _runnable(item):
+            continue
+        script = closed if item.get("closed") else probe
+        if item.get("host"):
+            commands.append(["sh", "-c", script, "sh", item["address"]])
+        else:
+            commands.append([*kubectl, "-n", namespace, "exec", item.get("pod", "client"), "-c", item.get("container", "client"), "--",
+                             "sh", "-c", script, "sh",
+                             item["address"]])
+    return commands
+
+
+def verify_records(items: list, outputs: list, cluster: str) -> list:
+    """Each probe item with its output (the runnable ones, in order, from the batch runner) as a report record."""
+    outputs = list(outputs or [])
+    runnable = [i for i in items if _runnable(i)]
+    if len(outputs) != len(runnable):
+        raise AnsibleFilterError(f"verify_records: {len(runnable)} probes ran but {len(outputs)} outputs came back")
+    results = iter(outputs)
+    return [verify_record({**(next(results) if _runnable(i) else {"skipped": True}), "item": i}, cluster) for i in items]
+
+
+def verify_external_records(results: list, items: list, cluster: str) -> list:
+    """The external hosts' batches (a loop over the hosts, each result's item has the host's name) as records."""
+    records = []
+    for result in results:
+        name = result["item"]["name"]
+        mine = [i for i in items if i.get("host") == name]
+        if result.get("failed") or result.get("rc") != 0:
+            why = f"the probes on {name} did not run: {result.get('msg') or result.get('stderr') or 'no output'}"
+            records += [verify_record({"skipped": True, "item": {**i, "fail_reason": why}}, cluster) for i in mine]
+            continue
+        records += verify_records(mine, json.loads(result["stdout"]), cluster)
+    return records
+
+
 def verify_line(record: dict) -> str:
     """One report line: status, cluster, check, pair, family, reason."""
     if not isinstance(record, dict) or "status" not in record:
@@ -115,4 +162,6 @@ def verify_complete(results: list, expected: list, check: str = "run") -> list:
 
 class FilterModule:
     def filters(self):
-        return {"verify_record": verify_record, "verify_line": verify_line, "verify_complete": verify_complete}
+        return {"verify_record": verify_record, "verify_records": verify_records, "verify_argv": verify_argv,
+                "verify_external_records": verify_external_records,
+                "verify_line": verify_line, "verify_complete": verify_complete}
