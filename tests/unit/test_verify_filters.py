@@ -141,6 +141,8 @@ def statuses(records):
 
 def test_diagnose_a_healthy_node():
     assert set(statuses(verify_diagnose(STATE, PLAN, host="alpha-cp1", cluster="alpha")).values()) == {"PASS"}
+    link_local = {**STATE, "routes6": [{"dst": "fe80::/64", "dev": "eth0"}, {"dst": "fe80::/64", "dev": "flannel.1"}]}
+    assert statuses(verify_diagnose(link_local, PLAN, host="alpha-cp1", cluster="alpha"))["routes overlap"] == "PASS"
 
 
 def test_diagnose_finds_each_breakage():

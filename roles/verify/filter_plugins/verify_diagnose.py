@@ -87,7 +87,9 @@ def _is_cni(route: dict) -> bool:
 def _routes(state: dict) -> list:
     """IPv4 and IPv6 routes of the main table, each tagged with its family."""
     tagged = [{**r, "_v": 4} for r in state.get("routes") or []] + [{**r, "_v": 6} for r in state.get("routes6") or []]
-    return [r for r in tagged if r.get("type", "unicast") in ("unicast", "blackhole", "unreachable")]
+    kept = [r for r in tagged if r.get("type", "unicast") in ("unicast", "blackhole", "unreachable")]
+    # Link-local routes (fe80::/64 on every interface, 169.254/16) are per interface by design: never an overlap.
+    return [r for r in kept if (_network(r.get("dst", "")) is None or not _network(r.get("dst", "")).ip.is_link_local())]
 
 
 def _covered(routes: list, cidr: str) -> str | None:
