@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "inventory.md").read_text()
 DOCUMENTED = set(re.findall(r"`([a-z][a-z0-9_]*)`", DOC))
 # Names the playbooks compute themselves (facts and play variables), not set by users.
-INTERNAL = re.compile(r"^(archipelago_.*|cluster_plan|cluster_init_host|plan_.*|routers_.*|gateways_.*|etcd_target_.*|model|ip_families|global_cidrs|isreg|first|item)$")
+INTERNAL = re.compile(
+    r"^(archipelago_.*|cluster_plan|cluster_init_host|plan_.*|routers_.*|gateways_.*|etcd_target_.*"
+    r"|verify_island_targets|model|ip_families|global_cidrs|isreg|egress|inventory_hostname|first|item)$"
+)
 
 
 def inventory_variables() -> dict:
