@@ -1,17 +1,14 @@
 """The verify role's check builders: what to probe from where, and the checks read from the cluster's state.
 
 Several small filters in one file, unlike the one-filter-per-file rule of filter_plugins/: they share the pod
-description of verify_pods, and a role's filter_plugins directory cannot import a sibling module.
+description of verify_pods, and a role's filter_plugins directory cannot import a sibling module (the shared
+netaddr guard comes from the collection's plugins/plugin_utils, as for every filter).
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when a filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: verify_pods
@@ -46,11 +43,6 @@ _value:
 FAMILY = {4: "ipv4", 6: "ipv6"}
 
 
-def _need_netaddr(name: str) -> None:
-    if netaddr is None:
-        raise AnsibleFilterError(f"{name}: the Python library netaddr is missing; install it on the controller (pip install netaddr).")
-
-
 def _family(address: str) -> str:
     return FAMILY[netaddr.IPAddress(address).version]
 
@@ -78,7 +70,7 @@ def _ready(pod: dict) -> bool:
 
 def verify_pods(items: list) -> dict:
     """The client pod and the servers (one per node): name, node, ready, addresses by family."""
-    _need_netaddr("verify_pods")
+    require_netaddr("verify_pods")
     if not isinstance(items, list):
         raise AnsibleFilterError(f"verify_pods: expected the list of pods (items of kubectl get pods -o json), got {items!r}")
     result = {"client": None, "servers": []}
@@ -125,7 +117,7 @@ def _flag(pod: dict, name: str) -> str | None:
 
 def verify_static(state: list, plan: dict, cluster: str) -> list:
     """[nodes, kubeadm ClusterConfiguration, kube-apiserver pods, the wait result] against the cluster's plan."""
-    _need_netaddr("verify_static")
+    require_netaddr("verify_static")
     if not isinstance(state, list) or len(state) != 4:
         raise AnsibleFilterError(f"verify_static: expected [nodes, kubeadm configuration, apiserver pods, wait result], got {state!r}")
     nodes, kubeadm, apiservers, waited = state
@@ -180,7 +172,7 @@ def _server_on(pods: dict, node: str | None, other: bool = False) -> dict | None
 
 def verify_inside_probes(pods: dict, families: list, port: int) -> list:
     """Containers of one pod over localhost, pods on one node, pods across nodes, a Service by name; per family."""
-    _need_netaddr("verify_inside_probes")
+    require_netaddr("verify_inside_probes")
     client = pods.get("client")
     probes = []
     for family in families:
@@ -219,7 +211,7 @@ def verify_inside_probes(pods: dict, families: list, port: int) -> list:
 def verify_outbound_probes(pods: dict, cluster: str, plan: dict, peers=(), island=None, external=(), port=8080, external_port=9000) -> list:
     """From the client pod: flat, every peer's server pod by IP (source kept); island, every peer's export VIP (the
     peer sees this cluster's egress address) and every external host (it sees the egress address too)."""
-    _need_netaddr("verify_outbound_probes")
+    require_netaddr("verify_outbound_probes")
     me = plan["clusters"][cluster]
     client = pods.get("client") or {"ready": False, "ips": {}}
     island = island or {}
@@ -263,7 +255,7 @@ def verify_outbound_probes(pods: dict, cluster: str, plan: dict, peers=(), islan
 def verify_inbound_probes(pods: dict, cluster: str, plan: dict, island=None, external=(), port=8080, closed_ports=()) -> list:
     """From each external host: flat, a server pod by IP (it sees the host's own address); island, the export's VIP
     (likewise), and nothing else answering on the VIP or the egress address."""
-    _need_netaddr("verify_inbound_probes")
+    require_netaddr("verify_inbound_probes")
     me = plan["clusters"][cluster]
     gateway = (island or {}).get(cluster) or {}
     probes = []

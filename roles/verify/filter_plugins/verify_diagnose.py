@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: verify_diagnose
@@ -196,9 +192,7 @@ def _bgp(host: str, state: dict) -> list:
 
 def verify_diagnose(state: dict, plan: dict, host: str, cluster: str = "", kind: str = "node") -> list:
     """Plain-data core of the filter: see DOCUMENTATION."""
-    if netaddr is None:
-        raise AnsibleFilterError("verify_diagnose: the Python library netaddr is missing; install it on the controller "
-                                 "(pip install netaddr).")
+    require_netaddr("verify_diagnose")
     if not isinstance(state, dict) or "routes" not in state:
         raise AnsibleFilterError(f"verify_diagnose: expected the host state read by the verify role's diagnose, got {state!r}"[:300])
     if kind not in ("node", "gateway", "router"):

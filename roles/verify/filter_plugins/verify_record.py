@@ -7,11 +7,7 @@ from __future__ import annotations
 import json
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    import netaddr
-except ImportError:  # reported when the filter is called, not when Ansible loads plugins
-    netaddr = None
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
 
 DOCUMENTATION = r"""
 name: verify_record
@@ -65,9 +61,7 @@ def _excerpt(text: str, limit: int = 160) -> str:
 
 def verify_record(result: dict, cluster: str) -> dict:
     """Plain-data core of the filter: see DOCUMENTATION."""
-    if netaddr is None:
-        raise AnsibleFilterError("verify_record: the Python library netaddr is missing; install it on the controller "
-                                 "(pip install netaddr).")
+    require_netaddr("verify_record")
     if not isinstance(result, dict) or not isinstance(result.get("item"), dict) or "check" not in result["item"]:
         raise AnsibleFilterError(f"verify_record: expected a registered loop result whose item has a check, got {result!r}")
     item = result["item"]
