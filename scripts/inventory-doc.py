@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Write (or, with --check, verify) the generated part of docs/inventory.md: one table per role, from the role's
-meta/argument_specs.yml, the one source of each role variable's type, default and meaning (`ansible-doc -t role`
-reads the same file)."""
+"""Write (or, with --check, verify) the generated parts of docs/inventory.md: the inventory variables' table, from
+playbooks/vars/inventory_spec.yml (the argument spec the plan play checks every host against), and one table per
+role, from the role's meta/argument_specs.yml, the one source of each role variable's type, default and meaning
+(`ansible-doc -t role` reads the same file)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,36 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "inventory.md"
 BEGIN = "<!-- BEGIN role variables: written by scripts/inventory-doc.py from roles/*/meta/argument_specs.yml -->\n"
 END = "<!-- END role variables -->\n"
+INVENTORY_SPEC = ROOT / "playbooks" / "vars" / "inventory_spec.yml"
+INVENTORY_BEGIN = "<!-- BEGIN inventory variables: written by scripts/inventory-doc.py from playbooks/vars/inventory_spec.yml -->\n"
+INVENTORY_END = "<!-- END inventory variables -->\n"
 
 
 def cell(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return "`" + text.replace("|", "\\|") + "`" if text != "" else '`""`'
+
+
+def kind_of(option: dict) -> str:
+    kind = option.get("type", "str") + (f" of {option['elements']}" if option.get("elements") else "")
+    if option.get("choices"):
+        kind += ": " + ", ".join(str(c) for c in option["choices"])
+    return kind
+
+
+def inventory_table() -> str:
+    spec = yaml.safe_load(INVENTORY_SPEC.read_text())["archipelago_inventory_spec"]
+    out = ["\n| variable | where | type | default | meaning |\n|---|---|---|---|---|\n"]
+    for name, option in spec.items():
+        cells = [option["where"], kind_of(option), option["default_text"], option["description"]]
+        out.append(f"| `{name}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |\n")
+    return "".join(out)
+
+
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + body + "\n" + end + tail
 
 
 def role_tables() -> str:
@@ -35,9 +61,7 @@ def role_tables() -> str:
         out.append("| variable | type | default | meaning |\n|---|---|---|---|\n")
         for name, option in options.items():
             default = "(required)" if option.get("required") else cell(option["default"]) if "default" in option else "(none)"
-            kind = option.get("type", "str") + (f" of {option['elements']}" if option.get("elements") else "")
-            if option.get("choices"):
-                kind += ": " + ", ".join(str(c) for c in option["choices"])
+            kind = kind_of(option)
             description = option.get("description", "")
             description = " ".join(description) if isinstance(description, list) else description
             description = description.replace("|", "\\|")
@@ -47,9 +71,8 @@ def role_tables() -> str:
 
 def main() -> int:
     text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    wanted = head + BEGIN + role_tables() + "\n" + END + tail
+    wanted = replace_between(text, INVENTORY_BEGIN, INVENTORY_END, inventory_table())
+    wanted = replace_between(wanted, BEGIN, END, role_tables())
     if "--check" in sys.argv[1:]:
         if wanted != text:
             print(f"{DOC.relative_to(ROOT)} is out of date: run scripts/inventory-doc.py", file=sys.stderr)

@@ -340,6 +340,38 @@ def test_unknown_cni_is_refused_by_its_argument_spec(tmp_path):
     assert not (inventory / ".archipelago" / "network-plan.lock.yml").exists()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("bgp_asn", "sixty-four", r"argument 'bgp_asn' is of type str and we were unable to convert to int"),
+        ("calico_node_to_node_mesh", "sometimes",
+         r"argument 'calico_node_to_node_mesh' is of type str and we were unable to convert to bool"),
+        ("fetch_kubeconfig", "maybe", r"argument 'fetch_kubeconfig' is of type str and we were unable to convert to bool"),
+        ("router_static_source", "bgp", r"value of router_static_source must be one of: nodes, plan, got: bgp"),
+        ("calico_bgp_peers", "router1",
+         r"Elements value for option 'calico_bgp_peers' is of type str and we were unable to convert to dict"),
+    ],
+)
+def test_every_inventory_variable_is_checked_against_the_one_spec_before_the_plan_is_written(tmp_path, variable, value, message):
+    """playbooks/vars/inventory_spec.yml, checked for every host by the plan play: a value of the wrong type or out of
+    its choices stops the run, naming the variable and the host, before the lock is written."""
+    inventory = copy_example("flat", tmp_path)
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "birch-cp1.yml").write_text(yaml.safe_dump({variable: value}))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert re.search(message, result.stdout), result.stdout[-2000:]
+    assert re.search(r"failed: \[localhost\] \(item=birch-cp1\)", result.stdout), result.stdout[-2000:]
+    assert not (inventory / ".archipelago" / "network-plan.lock.yml").exists()
+
+
+def test_the_inventory_spec_documents_each_variable():
+    spec = yaml.safe_load((ROOT / "playbooks" / "vars" / "inventory_spec.yml").read_text())["archipelago_inventory_spec"]
+    assert len(spec) >= 15
+    for name, option in spec.items():
+        assert {"type", "where", "default_text", "description"} <= set(option), name
+
+
 def test_a_cluster_with_two_cnis_is_refused(tmp_path):
     inventory = copy_example("flat", tmp_path)
     hosts = inventory / "hosts.yml"
