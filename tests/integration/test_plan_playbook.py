@@ -343,13 +343,14 @@ def test_unknown_cni_is_refused_by_its_argument_spec(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("bgp_asn", "sixty-four", r"argument 'bgp_asn' is of type str and we were unable to convert to int"),
+        ("bgp_asn", "sixty-four", r"argument 'bgp_asn' is of type str found in 'birch-cp1'\. and we were unable to convert to int"),
         ("calico_node_to_node_mesh", "sometimes",
-         r"argument 'calico_node_to_node_mesh' is of type str and we were unable to convert to bool"),
-        ("fetch_kubeconfig", "maybe", r"argument 'fetch_kubeconfig' is of type str and we were unable to convert to bool"),
-        ("router_static_source", "bgp", r"value of router_static_source must be one of: nodes, plan, got: bgp"),
+         r"argument 'calico_node_to_node_mesh' is of type str found in 'birch-cp1'\. and we were unable to convert to bool"),
+        ("fetch_kubeconfig", "maybe",
+         r"argument 'fetch_kubeconfig' is of type str found in 'birch-cp1'\. and we were unable to convert to bool"),
+        ("router_static_source", "bgp", r"value of router_static_source must be one of: nodes, plan, got: bgp found in birch-cp1"),
         ("calico_bgp_peers", "router1",
-         r"Elements value for option 'calico_bgp_peers' is of type str and we were unable to convert to dict"),
+         r"Elements value for option 'calico_bgp_peers' found in 'birch-cp1' is of type str and we were unable to convert to dict"),
     ],
 )
 def test_every_inventory_variable_is_checked_against_the_one_spec_before_the_plan_is_written(tmp_path, variable, value, message):
