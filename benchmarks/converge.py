@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INVENTORY = REPO / "inventories" / "lab"
 FIRST_GOAL, NOOP_GOAL = 300.0, 60.0
-EXPORT = {"island_gateway_exports": [{"name": "bench", "protocol": "tcp", "port": 8080, "node_port": 30080}]}
+# Added beside the inventory's own exports (island_gateway_exports), not instead of them.
+EXPORT = {"island_gateway_host_exports": [{"name": "bench", "protocol": "tcp", "port": 8080, "node_port": 30080}]}
 
 
 def env() -> dict:
