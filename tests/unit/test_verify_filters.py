@@ -172,3 +172,13 @@ def test_diagnose_gateway_rules_and_bgp():
     assert records["bgp sessions"]["reason"] == "not Established: 10.0.0.1 (ipv4Unicast): Active"
     with pytest.raises(AnsibleFilterError, match="cluster 'gamma', which is not in the plan"):
         verify_diagnose(STATE, PLAN, host="x", cluster="gamma")
+
+
+def test_diagnose_a_router_wants_the_pod_ranges_of_flat_clusters_only():
+    """Island pods never leave their cluster: a router with no route to them is right (seen on the default lab)."""
+    mixed = {"clusters": {**PLAN["clusters"], "gamma": {"model": "flat", "ip_families": ["ipv4"], "pod_cidrs": ["10.48.0.0/22"]}}}
+    missing = {r["check"]: r for r in verify_diagnose(STATE, mixed, host="r1", kind="router")}["routes missing"]
+    assert missing["status"] == "FAIL" and missing["reason"] == "no route to 10.48.0.0/22 (gamma's pods)"
+    routed = {**STATE, "routes": [*STATE["routes"], {"dst": "10.48.0.0/22", "gateway": "10.0.0.9", "dev": "eth0"}]}
+    assert statuses(verify_diagnose(routed, mixed, host="r1", kind="router"))["routes missing"] == "PASS"
+    assert statuses(verify_diagnose(STATE, PLAN, host="r1", kind="router"))["routes missing"] == "PASS"

@@ -235,7 +235,8 @@ def verify_diagnose(state: dict, plan: dict, host: str, cluster: str = "", kind:
         records.append(_missing(host, routes, wanted))
     else:
         records += _sysctls(host, state, ["net.ipv4.ip_forward"])
-        wanted = {cidr: f"{n}'s pods" for n, c in clusters.items() for cidr in c.get("pod_cidrs") or []}
+        # Routers carry the pod ranges of flat clusters only: an island cluster's pods never leave it.
+        wanted = {cidr: f"{n}'s pods" for n, c in clusters.items() if c.get("model") == "flat" for cidr in c.get("pod_cidrs") or []}
         records.append(_missing(host, routes, wanted))
     records += _bgp(host, state)
     return records
