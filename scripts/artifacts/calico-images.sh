@@ -38,7 +38,7 @@ ARCHIPELAGO_CACHE=${ARCHIPELAGO_CACHE:-/var/cache/archipelago}
 ARCHIPELAGO_FORCE=${ARCHIPELAGO_FORCE:-0}
 NICE=${ARCHIPELAGO_NICE:-10}
 OUT=$ARCHIPELAGO_CACHE/artifacts/calico-images-$CALICO_VERSION
-RECIPE=1                                             # bump when the steps below change
+RECIPE=2                                             # bump when the steps below change
 
 WANTED_VERSIONS="calico=$CALICO_VERSION
 module=$CALICO_MODULE@$CALICO_MODULE_VERSION
@@ -177,8 +177,9 @@ printf '%s %s\n' "$CALICO_NODE_IMAGE" calico-node.tar >>"$WORK/images/images.txt
 # The CNI image: the `install` program and the plugins it copies to the node (calico-ipam is the calico binary,
 # which acts on the name it is called by).
 ctx=$WORK/context-cni
-mkdir -p "$ctx"
-cp "$STAGE/install" "$STAGE/calico" "$ctx/"
+mkdir -p "$ctx/bin"
+cp "$STAGE/install" "$STAGE/calico" "$ctx/bin/"
+ln -s calico "$ctx/bin/calico-ipam"                 # install copies what the link points to
 log "    $CALICO_CNI_IMAGE"
 podman build -q --pull=never -f "$SCRIPT_DIR/Containerfile.calico-cni" -t "$CALICO_CNI_IMAGE" "$ctx" >/dev/null
 podman save -q --format docker-archive -o "$WORK/images/calico-cni.tar" "$CALICO_CNI_IMAGE"
