@@ -70,7 +70,7 @@ molecule: setup
 bench: $(BIN)/.installed
 	python benchmarks/plan_scale.py
 
-# Flat vs island data paths, and VXLAN vs same node, in the flat and island molecule labs (left up afterwards:
+# Flat vs island data paths, and Calico across nodes vs same node, in the flat and island molecule labs (left up afterwards:
 # `molecule destroy -s flat; molecule destroy -s island`).
 bench-dataplane: CALICO_INVENTORIES = molecule/flat
 bench-dataplane: setup artifacts
