@@ -308,8 +308,10 @@ def test_calico_node_bird_and_the_router_have_established_sessions_each_node_at_
     assert "10.224.2.11" not in peers, "beta runs flannel, which speaks no BGP"
     for node in ("alpha-cp1", "alpha-w1"):
         protocols = bird(node, "show protocols")
-        # Calico names its BGPPeer sessions Node_<address>; BIRD 1.6 prints "Established" for an up session.
-        assert re.search(rf"^Node_{ROUTER.replace('.', '_')}\s+BGP\s+master\s+up\s+.*Established", protocols, re.M), (node, protocols)
+        # Calico names a BGPPeer's session Global_<address> or Node_<address> (a peer with a node selector); BIRD 1.6
+        # prints "Established" for an up session.
+        session = rf"^(Global|Node)_{ROUTER.replace('.', '_')}\s+BGP\s+master\s+up\s+.*Established"
+        assert re.search(session, protocols, re.M), (node, protocols)
 
 
 def test_router_learns_and_accepts_each_calico_node_block_via_that_node(workloads):
