@@ -121,7 +121,7 @@ def ephemeral_dir(scenario: str) -> Path:
 def island_exports(ephemeral: Path, exports: list[dict]) -> dict:
     """Export beta's benchmark NodePorts through beta's island gateway with the real role; returns the VIPs by name."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"), "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"island_test_exports": exports}, handle)
     try:

@@ -99,7 +99,7 @@ def exports(total: int) -> list[dict]:
 def apply(ephemeral: Path, extra: list[dict] | None) -> float:
     """Run the scenario's gateways playbook (plan + gateways) with these extra exports; returns its wall time."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins"), "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"), "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ephemeral / "inventory"),
                str(REPO / "molecule" / "island" / "gateways.yml")]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import netaddr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "filter_plugins"))
-from network_plan import plan_network
+# The planner imports its shared helpers the collection way, through the checkout's collections/ directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
+from ansible_collections.archipelago.clusters.plugins.filter.network_plan import plan_network
 
 
 def flat_spec(count: int) -> dict:

@@ -24,16 +24,18 @@ set -euo pipefail
 # ---------------------------------------------------------------------------------------------
 # Versions (override any of them from the environment)
 # ---------------------------------------------------------------------------------------------
-KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.33.13}   # newest v1.33 patch on the Go proxy
-ETCD_VERSION=${ETCD_VERSION:-v3.5.24}                # what kubeadm v1.33.13 lists (etcd:3.5.24-0)
-COREDNS_VERSION=${COREDNS_VERSION:-v1.12.0}          # what kubeadm v1.33 lists
-PAUSE_VERSION=${PAUSE_VERSION:-3.10}                 # the pause tag kubeadm v1.33 lists
-FLANNEL_VERSION=${FLANNEL_VERSION:-v0.26.7}          # newest flannel the proxy serves with a checksum
-CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.7.1}   # github.com/containernetworking/plugins
+# Every default comes from versions.yml (the roles read the same file); why each is the one it is is noted there.
+source "$(dirname "${BASH_SOURCE[0]}")/artifacts/versions.sh"
+KUBERNETES_VERSION=${KUBERNETES_VERSION:-$(version kubernetes)}
+ETCD_VERSION=${ETCD_VERSION:-$(version etcd)}
+COREDNS_VERSION=${COREDNS_VERSION:-$(version coredns)}
+PAUSE_VERSION=${PAUSE_VERSION:-$(version pause)}
+FLANNEL_VERSION=${FLANNEL_VERSION:-$(version flannel)}
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-$(version cni_plugins)}
 # The flannel CNI plugin. github.com/flannel-io/cni-plugin is refused by the Go proxy reachable
 # here (403), so the default is the same plugin from before it moved out of the reference plugins.
 FLANNEL_CNI_PLUGIN_PACKAGE=${FLANNEL_CNI_PLUGIN_PACKAGE:-github.com/containernetworking/plugins/plugins/meta/flannel}
-FLANNEL_CNI_PLUGIN_VERSION=${FLANNEL_CNI_PLUGIN_VERSION:-v0.9.1}
+FLANNEL_CNI_PLUGIN_VERSION=${FLANNEL_CNI_PLUGIN_VERSION:-$(version flannel_cni_plugin)}
 # Where the flannel image claims to come from (the cni_flannel role reads it from images.txt).
 FLANNEL_IMAGE=${FLANNEL_IMAGE:-ghcr.io/flannel-io/flannel:${FLANNEL_VERSION}}
 
@@ -63,6 +65,12 @@ flannel=$FLANNEL_VERSION
 flannel_cni_plugin=$FLANNEL_CNI_PLUGIN_VERSION
 cni_plugins=$CNI_PLUGINS_VERSION
 pause=$PAUSE_VERSION"
+
+# `--print-versions`: the stamp above, from versions.yml and the environment, and nothing else done.
+if [[ ${1:-} == --print-versions ]]; then
+    printf '%s\n' "$WANTED_VERSIONS"
+    exit 0
+fi
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -48,22 +48,26 @@ class PlaybookReportError(RuntimeError):
 def ansible_env() -> dict:
     """The environment for Ansible commands against this repository's roles and filters."""
     return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-            "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins")}
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections")}
 
 
 def inventory_path() -> Path:
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
 
 
-def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None) -> tuple[int, dict, str]:
-    """Run a playbook against the scenario's inventory (or another one) with JSON output. Returns the exit code, the names of the
-    tasks that changed per host, and a text that starts with every failed task's message and goes on with the
-    playbook's whole output. Raises PlaybookReportError when the output is not the JSON report (a playbook that
-    could not even start): "nothing changed" must never be read from a report that does not exist."""
+def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None,
+                 limit: str | None = None) -> tuple[int, dict, str]:
+    """Run a playbook against the scenario's inventory (or another one, limited to some hosts) with JSON output.
+    Returns the exit code, the names of the tasks that changed per host, and a text that starts with every failed
+    task's message and goes on with the playbook's whole output. Raises PlaybookReportError when the output is not the
+    JSON report (a playbook that could not even start): "nothing changed" must never be read from a report that does
+    not exist."""
     env = {**ansible_env(), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or inventory_path()), str(playbook)]
     if extra is not None:
         command += ["-e", json.dumps(extra)]
+    if limit is not None:
+        command += ["--limit", limit]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     try:
         report = json.loads(proc.stdout)

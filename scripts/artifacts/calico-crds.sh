@@ -17,7 +17,8 @@ set -euo pipefail
 # commit, the v3.29/v3.30 tag commits included, answers 403): a commit on release-v3.28 whose
 # libcalico-go/config/crd is byte-identical to the v3.28.4 and v3.28.5 tags. CALICO_MODULE_SUM pins it
 # (go also checks it against sum.golang.org). See scripts/artifacts/README.md.
-CALICO_VERSION=${CALICO_VERSION:-v3.28.5}
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+CALICO_VERSION=${CALICO_VERSION:-$(version calico)}   # versions.yml
 CALICO_MODULE=${CALICO_MODULE:-github.com/projectcalico/calico}
 CALICO_MODULE_VERSION=${CALICO_MODULE_VERSION:-v1.11.0-cni-plugin.0.20250813170300-a0db560f0520}
 CALICO_MODULE_SUM=${CALICO_MODULE_SUM:-h1:TXnPEzx4pLWgwzCetIO/VJuz4iBZZrOdNSv16a50YqE=}

@@ -15,7 +15,8 @@
 # A warm machine (VERSIONS equal to the wanted one) exits at once.
 set -euo pipefail
 
-CALICO_VERSION=${CALICO_VERSION:-v3.28.5}
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+CALICO_VERSION=${CALICO_VERSION:-$(version calico)}   # versions.yml
 CALICO_MODULE=${CALICO_MODULE:-github.com/projectcalico/calico}
 CALICO_MODULE_VERSION=${CALICO_MODULE_VERSION:-v1.11.0-cni-plugin.0.20250813170300-a0db560f0520}
 CALICO_MODULE_SUM=${CALICO_MODULE_SUM:-h1:TXnPEzx4pLWgwzCetIO/VJuz4iBZZrOdNSv16a50YqE=}

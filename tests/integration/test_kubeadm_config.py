@@ -15,7 +15,8 @@ import yaml
 from helpers import run_ansible
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago")) / "artifacts" / "kubernetes-v1.33.13"
+KUBERNETES = yaml.safe_load((ROOT / "versions.yml").read_text())["kubernetes"]  # the one file that pins it
+ARTIFACTS = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago")) / "artifacts" / f"kubernetes-{KUBERNETES}"
 KUBEADM = Path(os.environ.get("ARCHIPELAGO_KUBEADM", ARTIFACTS / "bin" / "kubeadm"))
 
 REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"

@@ -13,12 +13,13 @@ from helpers import run_ansible
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ("network-plan.lock.yml", "network-plan.md", "network-plan.svg")
+PLAN_DIR = ".archipelago"  # where plan.yml writes them, beside the inventory
 
 
 def copy_example(name: str, tmp_path: Path) -> Path:
     """A private copy of an example inventory, without the plan files committed beside it."""
     inventory = tmp_path / name
-    shutil.copytree(ROOT / "inventories" / "examples" / name, inventory, ignore=shutil.ignore_patterns(*GENERATED))
+    shutil.copytree(ROOT / "inventories" / "examples" / name, inventory, ignore=shutil.ignore_patterns(PLAN_DIR))
     return inventory
 
 
@@ -41,10 +42,10 @@ def test_plan_writes_lock_and_report_and_is_idempotent(example):
     model, inventory = example
     first = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert localhost_recap(first.stdout)["changed"] == 3  # lock, report, diagram
+    assert localhost_recap(first.stdout)["changed"] == 4  # the plan directory, lock, report, diagram
 
     spec = yaml.safe_load((inventory / "group_vars" / "all" / "network_plan.yml").read_text())["network_plan"]
-    lock = yaml.safe_load((inventory / "network-plan.lock.yml").read_text())
+    lock = yaml.safe_load((inventory / ".archipelago" / "network-plan.lock.yml").read_text())
     assert lock["model"] == model
     assert set(lock["clusters"]) == set(spec["clusters"])
 
@@ -52,12 +53,12 @@ def test_plan_writes_lock_and_report_and_is_idempotent(example):
 
     assert lock == plan_network(spec)  # the lock is exactly the planner's output
 
-    report = (inventory / "network-plan.md").read_text()
+    report = (inventory / ".archipelago" / "network-plan.md").read_text()
     for name, cluster in lock["clusters"].items():
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
         assert cluster["pod_cidrs"][0] in row and cluster["dns_service_ips"][0] in row
 
-    svg = ET.fromstring((inventory / "network-plan.svg").read_text())
+    svg = ET.fromstring((inventory / ".archipelago" / "network-plan.svg").read_text())
     titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
     for cluster in lock["clusters"].values():
         assert any(t.startswith(cluster["service_cidrs"][0] + ":") for t in titles)
@@ -68,14 +69,14 @@ def test_plan_writes_lock_and_report_and_is_idempotent(example):
 
     # The plan files committed beside the example are the ones the playbook writes (docs stay true).
     for name in GENERATED:
-        committed = ROOT / "inventories" / "examples" / model / name
-        assert committed.read_text() == (inventory / name).read_text(), f"regenerate {committed} with playbooks/plan.yml"
+        committed = ROOT / "inventories" / "examples" / model / PLAN_DIR / name
+        assert committed.read_text() == (inventory / PLAN_DIR / name).read_text(), f"regenerate {committed} with playbooks/plan.yml"
 
 
 def test_lock_keeps_clusters_when_one_is_added(example):
     _, inventory = example
     assert run_playbook(inventory, ROOT / "playbooks" / "plan.yml").returncode == 0
-    before = yaml.safe_load((inventory / "network-plan.lock.yml").read_text())
+    before = yaml.safe_load((inventory / ".archipelago" / "network-plan.lock.yml").read_text())
     vars_file = inventory / "group_vars" / "all" / "network_plan.yml"
     data = yaml.safe_load(vars_file.read_text())
     data["network_plan"]["clusters"] = {"aaa": {"nodes": 4}, **data["network_plan"]["clusters"]}
@@ -86,7 +87,7 @@ def test_lock_keeps_clusters_when_one_is_added(example):
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
     result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
     assert result.returncode == 0, result.stdout
-    after = yaml.safe_load((inventory / "network-plan.lock.yml").read_text())
+    after = yaml.safe_load((inventory / ".archipelago" / "network-plan.lock.yml").read_text())
     for name, cluster in before["clusters"].items():
         assert after["clusters"][name] == cluster
     assert "aaa" in after["clusters"]
@@ -103,7 +104,7 @@ def run_site_expecting_failure(inventory: Path, tmp_path: Path) -> str:
         f"    - name: Leave a marker\n      ansible.builtin.file:\n        path: {marker}\n        state: touch\n        mode: '0644'\n"
         "      delegate_to: localhost\n      run_once: true\n"
     )
-    lock = inventory / "network-plan.lock.yml"
+    lock = inventory / ".archipelago" / "network-plan.lock.yml"
     lock_before = lock.read_bytes() if lock.exists() else None
     result = run_playbook(inventory, site)
     assert result.returncode != 0, result.stdout[-3000:]
@@ -127,7 +128,7 @@ def test_bad_plan_fails_before_any_other_play(tmp_path):
     vars_file.write_text(vars_file.read_text().replace("10.32.0.0/12", "10.32.0.0/33"))
     error = run_site_expecting_failure(inventory, tmp_path)
     assert "network_plan: pools.pods.ipv4[0]: '10.32.0.0/33' is not a valid CIDR" in error
-    assert not (inventory / "network-plan.lock.yml").exists()
+    assert not (inventory / ".archipelago" / "network-plan.lock.yml").exists()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -143,7 +144,8 @@ def planned_example(name: str, tmp_path: Path) -> Path:
 
 def test_a_lock_giving_two_clusters_one_range_is_refused_naming_both_and_the_file(tmp_path):
     inventory = planned_example("flat", tmp_path)
-    lock = inventory / "network-plan.lock.yml"
+    lock = inventory / ".archipelago" / "network-plan.lock.yml"
+    lock.parent.mkdir(exist_ok=True)
     amber = yaml.safe_load(lock.read_text())["clusters"]["amber"]["pod_cidrs"][0]
     edit_yaml(lock, lambda data: data["clusters"]["birch"]["pod_cidrs"].__setitem__(0, amber))  # a bad merge
     error = run_site_expecting_failure(inventory, tmp_path)
@@ -152,7 +154,8 @@ def test_a_lock_giving_two_clusters_one_range_is_refused_naming_both_and_the_fil
 
 def test_an_island_lock_giving_two_clusters_one_global_range_is_refused(tmp_path):
     inventory = planned_example("island", tmp_path)
-    lock = inventory / "network-plan.lock.yml"
+    lock = inventory / ".archipelago" / "network-plan.lock.yml"
+    lock.parent.mkdir(exist_ok=True)
     north = yaml.safe_load(lock.read_text())["clusters"]["north"]["global_cidrs"][0]
     edit_yaml(lock, lambda data: data["clusters"]["west"].__setitem__("global_cidrs", [north]))
     error = run_site_expecting_failure(inventory, tmp_path)
@@ -171,7 +174,8 @@ def test_an_island_lock_giving_two_clusters_one_global_range_is_refused(tmp_path
 )
 def test_a_malformed_lock_file_is_named(tmp_path, text, message):
     inventory = copy_example("flat", tmp_path)
-    lock = inventory / "network-plan.lock.yml"
+    lock = inventory / ".archipelago" / "network-plan.lock.yml"
+    lock.parent.mkdir(exist_ok=True)
     lock.write_text(text)
     error = run_site_expecting_failure(inventory, tmp_path)
     assert f"network_plan: lock file {lock}" in error and message in error, error
@@ -180,7 +184,8 @@ def test_a_malformed_lock_file_is_named(tmp_path, text, message):
 
 def test_a_cluster_dropped_from_the_inventory_stays_reserved_until_released(tmp_path):
     inventory = planned_example("island", tmp_path)
-    lock = inventory / "network-plan.lock.yml"
+    lock = inventory / ".archipelago" / "network-plan.lock.yml"
+    lock.parent.mkdir(exist_ok=True)
     before = yaml.safe_load(lock.read_text())
     vars_file = inventory / "group_vars" / "all" / "network_plan.yml"
     hosts = inventory / "hosts.yml"
@@ -202,9 +207,9 @@ def test_a_cluster_dropped_from_the_inventory_stays_reserved_until_released(tmp_
     kept = yaml.safe_load(lock.read_text())
     assert kept["retained_clusters"] == {"west": before["clusters"]["west"]}
     assert kept["clusters"]["east"]["global_cidrs"] != before["clusters"]["west"]["global_cidrs"]
-    report = (inventory / "network-plan.md").read_text()
+    report = (inventory / ".archipelago" / "network-plan.md").read_text()
     assert f"| west | {before['clusters']['west']['pod_cidrs'][0]} |" in report and "Kept reserved" in report
-    svg = ET.fromstring((inventory / "network-plan.svg").read_text())
+    svg = ET.fromstring((inventory / ".archipelago" / "network-plan.svg").read_text())
     titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
     assert f"{before['clusters']['west']['global_cidrs'][0]}: west" in titles  # drawn as taken, not free
 
@@ -213,7 +218,7 @@ def test_a_cluster_dropped_from_the_inventory_stays_reserved_until_released(tmp_
     assert result.returncode == 0, result.stdout[-3000:]
     released = yaml.safe_load(lock.read_text())
     assert released["retained_clusters"] == {} and released["released_clusters"] == ["west"]
-    report = (inventory / "network-plan.md").read_text()
+    report = (inventory / ".archipelago" / "network-plan.md").read_text()
     assert "Released by this plan (`network_plan.release`), their ranges back in the pools: west." in report
     assert "Kept reserved" not in report
 
@@ -332,7 +337,7 @@ def test_unknown_cni_is_refused_by_its_argument_spec(tmp_path):
     result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
     assert result.returncode != 0
     assert re.search(r"value of cni must be one of: flannel, calico, got: cilium", result.stdout), result.stdout[-2000:]
-    assert not (inventory / "network-plan.lock.yml").exists()
+    assert not (inventory / ".archipelago" / "network-plan.lock.yml").exists()
 
 
 def test_a_cluster_with_two_cnis_is_refused(tmp_path):
@@ -346,8 +351,61 @@ def test_a_cluster_with_two_cnis_is_refused(tmp_path):
     assert "Cluster birch mixes CNIs" in result.stdout, result.stdout[-2000:]
 
 
-@pytest.mark.parametrize("name", ["network_plan", "network_plan_svg", "network_plan_hosts"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py")))
 def test_filters_are_documented_for_ansible_doc(name):
-    result = run_ansible("ansible-doc", "-t", "filter", name)
+    """From the checkout, by full name (tests/collection checks the same for the installed collection)."""
+    result = run_ansible("ansible-doc", "-t", "filter", f"archipelago.clusters.{name}")
     assert result.returncode == 0, result.stderr
-    assert f"FILTER {name}" in result.stdout and "WARNING" not in result.stderr
+    assert f"FILTER archipelago.clusters.{name}" in result.stdout and "WARNING" not in result.stderr
+
+
+def test_a_lock_left_beside_the_inventory_by_an_older_release_stops_the_plan_with_the_move(tmp_path):
+    """Planning without the previous lock would move every cluster: a lock where older releases wrote it is an error
+    that names it and the move, before anything is written."""
+    inventory = copy_example("flat", tmp_path)
+    shutil.copy(ROOT / "inventories" / "examples" / "flat" / PLAN_DIR / "network-plan.lock.yml", inventory / "network-plan.lock.yml")
+    error = run_site_expecting_failure(inventory, tmp_path)
+    assert f"{inventory}/network-plan.lock.yml holds the previous plan, but plans now live in {inventory}/.archipelago" in error, error
+    assert f"git mv {inventory}/network-plan.* {inventory}/.archipelago/" in error
+    assert not (inventory / PLAN_DIR).exists()
+
+
+def test_the_plan_files_are_never_read_as_inventory(tmp_path):
+    """With this repository's ansible.cfg (tests/collection checks the same without it): after plan.yml has written the
+    lock, report and diagram, the inventory holds the same hosts, groups and variables, and Ansible warns about nothing."""
+    inventory = copy_example("island", tmp_path)
+    before = run_ansible("ansible-inventory", "-i", str(inventory), "--list")
+    assert before.returncode == 0 and "WARNING" not in before.stderr, before.stderr
+    assert run_playbook(inventory, ROOT / "playbooks" / "plan.yml").returncode == 0
+    assert len(list((inventory / PLAN_DIR).glob("network-plan*"))) == 3
+    after = run_ansible("ansible-inventory", "-i", str(inventory), "--list")
+    assert after.returncode == 0 and "WARNING" not in after.stderr, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+
+
+# --------------------------------------------------------------------------------------------------------
+# --limit: the plan play must run on the controller whatever the limit, or no later play has a plan.
+
+
+@pytest.mark.parametrize("limit", ["north-w2", "north-w2,south-w1"])
+def test_the_plan_reaches_the_limited_hosts(tmp_path, limit):
+    inventory = copy_example("island", tmp_path)
+    out = tmp_path / "limited"
+    site = tmp_path / "site.yml"
+    site.write_text(
+        f"- ansible.builtin.import_playbook: {ROOT}/playbooks/plan.yml\n"
+        "- name: Record what each limited host was handed\n  hosts: kube_node\n  gather_facts: false\n  tasks:\n"
+        "    - name: Write this host's slice\n      ansible.builtin.copy:\n"
+        "        content: \"{{ {'init': cluster_init_host, 'pods': cluster_plan.pod_cidrs} | to_json }}\"\n"
+        f"        dest: {out}-{{{{ inventory_hostname }}}}.json\n        mode: '0644'\n"
+        "      delegate_to: localhost\n"
+    )
+    result = run_ansible("ansible-playbook", "-i", str(inventory), str(site), "--limit", limit)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lock = yaml.safe_load((inventory / PLAN_DIR / "network-plan.lock.yml").read_text())
+    written = sorted(p.name for p in tmp_path.glob("limited-*.json"))
+    assert written == sorted(f"limited-{host}.json" for host in limit.split(","))  # the limit held for the later play
+    for host in limit.split(","):
+        cluster = host.split("-")[0]
+        recorded = json.loads((tmp_path / f"limited-{host}.json").read_text())
+        assert recorded == {"init": f"{cluster}-cp1", "pods": lock["clusters"][cluster]["pod_cidrs"]}

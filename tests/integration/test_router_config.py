@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import ROOT, run_ansible
 
-sys.path.insert(0, str(ROOT / "roles" / "router" / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 
 from network_plan import plan_network
 from router_bgp import router_bgp

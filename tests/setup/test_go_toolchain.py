@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -199,10 +200,11 @@ def test_no_go_and_an_empty_cache_end_with_a_go_that_builds(tmp_path):
     go_line = f"==> host tools\n    go version go{go_toolchain.GO_PINNED} {platform_name}, GOROOT {goroot}\n"
     assert go_line in artifacts.stdout, artifacts.stdout + artifacts.stderr
     assert f"==> kubernetes {absent}\n" in artifacts.stdout
-    crds = cache / "artifacts" / "calico-v3.28.5"
+    versions = yaml.safe_load((ROOT / "versions.yml").read_text())
+    crds = cache / "artifacts" / f"calico-{versions['calico']}"
     assert (crds / "VERSIONS").is_file(), artifacts.stdout + artifacts.stderr
     assert len(list((crds / "crds").glob("crd.projectcalico.org_*.yaml"))) == 18
-    assert not (cache / "artifacts" / "kubernetes-v1.33.13").exists()
+    assert not (cache / "artifacts" / f"kubernetes-{versions['kubernetes']}").exists()
 
 
 def test_an_unreachable_proxy_ends_with_one_line_naming_it_and_the_fix(tmp_path):

@@ -429,11 +429,3 @@ def test_node_mask_difference_limit():
         clusters={"alpha": {"nodes": 65536}},
     )
     assert plan_network(ok)["clusters"]["alpha"]["pod_cidrs"] == ["fd10::/48"]
-
-
-def test_missing_netaddr_is_a_clear_error(monkeypatch):
-    import network_plan as module
-
-    monkeypatch.setattr(module, "netaddr", None)
-    with pytest.raises(AnsibleFilterError, match=r"netaddr Python library is required"):
-        plan_network(FLAT)

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ NODES = {"alpha-cp1": "10.224.1.11", "alpha-w1": "10.224.1.12", "beta-cp1": "10.
 EXT = "10.224.0.100"
 ROUTER = "10.224.1.2"  # the router on alpha's network: calico-node's BGP peer
 CLIENT_ROUTES_UNIT = "archipelago-flat-routes"
+CALICO = yaml.safe_load((REPO / "versions.yml").read_text())["calico"]  # the images' tag, as the role's defaults read it
 
 
 def lab_host(name):
@@ -169,7 +171,7 @@ def test_calico_node_runs_ready_on_every_alpha_node_from_the_offline_images():
         ready = {c["type"]: c["status"] for c in p["status"]["conditions"]}
         assert ready["Ready"] == "True", (p["metadata"]["name"], p["status"])
         images = {c["image"] for c in p["status"]["containerStatuses"] + p["status"]["initContainerStatuses"]}
-        assert images == {"docker.io/calico/node:v3.28.5", "docker.io/calico/cni:v3.28.5"}, images
+        assert images == {f"docker.io/calico/node:{CALICO}", f"docker.io/calico/cni:{CALICO}"}, images
     # Nothing of flannel on alpha: its pods get their addresses from the calico plugin and calico-ipam.
     for name in ("alpha-cp1", "alpha-w1"):
         host = lab_host(name)
@@ -269,6 +271,30 @@ def test_router_capture_shows_pod_addresses_on_the_wire(workloads, capture):
     assert any(f"{EXT}." in line and f"> {workloads['alpha']['whoami-w1']}.8080" in line for line in lines)
     node_sources = [line for line in lines if any(f"IP {ip}." in line for ip in NODES.values())]
     assert node_sources == [], f"node addresses stood in for pods: {node_sources[:3]}"
+
+
+def test_verify_playbook_passes_every_flat_check_and_leaves_nothing():
+    """playbooks/verify.yml, the users' checks, against this scenario: inside each cluster the four traffic patterns
+    and the ranges; flat mode, each cluster's pod to the other's pod by pod IP with the source kept, and the external
+    host to a pod of each cluster, seen with its own address. Its JUnit XML must hold every check as passed (beta has
+    one node: only its cross-node check is skipped), and its namespace must be gone."""
+    report = EPHEMERAL / "verify-check.xml"
+    report.unlink(missing_ok=True)
+    started = time.monotonic()
+    rc, changed, text = run_playbook(REPO / "playbooks" / "verify.yml")
+    print(f"playbooks/verify.yml took {time.monotonic() - started:.0f} s")
+    assert rc == 0, text[-4000:]
+    status = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        outcome = "FAIL" if case.find("failure") is not None else "SKIP" if case.find("skipped") is not None else "PASS"
+        status.setdefault((case.get("classname"), case.get("name").split()[0]), set()).add(outcome)
+    for cluster in ("alpha", "beta"):
+        for check in ("nodes-ready", "pod-range", "service-range", "test-pods-ready", "pod-localhost", "pod-same-node",
+                      "service-dns", "cross-cluster-pod", "external-to-pod"):
+            assert status.get((cluster, check)) == {"PASS"}, (cluster, check, status)
+        assert "archipelago-verify" not in kubectl(cluster, "get namespaces -o name")
+    assert status.get(("alpha", "pod-cross-node")) == {"PASS"}, status  # Calico, routed between alpha's two nodes
+    assert status.get(("beta", "pod-cross-node")) == {"SKIP"}, status
 
 
 # BGP: the router peers with calico-node's BIRD on both alpha nodes (each at its own AS) and keeps what each sent

@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-ARTIFACTS_DIR = Path(os.environ.get("ARCHIPELAGO_ARTIFACTS_DIR", "/var/cache/archipelago/artifacts/kubernetes-v1.33.13"))
+# The artifacts of the Kubernetes version in versions.yml (the one file that pins it), as converge.yml uses them.
+KUBERNETES = yaml.safe_load((Path(__file__).resolve().parents[3] / "versions.yml").read_text())["kubernetes"]
+CACHE = Path(os.environ.get("ARCHIPELAGO_CACHE", "/var/cache/archipelago"))
+ARTIFACTS_DIR = Path(os.environ.get("ARCHIPELAGO_ARTIFACTS_DIR", CACHE / "artifacts" / f"kubernetes-{KUBERNETES}"))
 REQUIRE_LAB = os.environ.get("ARCHIPELAGO_REQUIRE_LAB") == "1"
 
 

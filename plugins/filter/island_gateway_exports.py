@@ -1,0 +1,232 @@
+"""The island_gateway_exports filter: a gateway's egress addresses, VIPs and DNAT backends, checked."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
+
+DOCUMENTATION = r"""
+name: island_gateway_exports
+author: Archipelago
+version_added: "0.1.0"
+short_description: Assign a gateway's egress addresses and export VIPs from its cluster's global range
+description:
+  - Egress addresses are the first O(egress_count) usable addresses of the cluster's global range (usable means
+    not the range's first or last address).
+  - Every export gets a VIP. A fixed C(vip) is used as given (several exports may share one VIP on different
+    ports). An export listed in O(lock) keeps its locked VIP. Every other export takes the lowest free usable
+    address, in list order. So adding an export, anywhere in the list, never moves an existing export's VIP.
+  - Backends are the cluster's nodes at the export's C(node_port), or the export's explicit C(backends).
+    They are spread over O(buckets) slots (the least common multiple of the backend counts, at most 64,
+    else the largest count) so that C(numgen inc mod buckets) picks them round-robin.
+  - Every error names the offending value and the fix, and is raised before any rule is written.
+options:
+  _input:
+    description: The exports, each C(name), C(protocol) (tcp, udp), C(port), and C(node_port) or C(backends)
+      (a list of C(address) and C(port)), with an optional fixed C(vip).
+    type: list
+    required: true
+  global_cidrs:
+    description: The cluster's global ranges (the plan's C(global_cidrs)); only IPv4 ranges are used.
+    type: list
+    required: true
+  nodes:
+    description: Addresses of the cluster's nodes, the backends of exports with a C(node_port).
+    type: list
+  egress_count:
+    description: How many egress addresses to reserve.
+    type: int
+    default: 1
+  lock:
+    description: Export name to VIP, as returned in C(lock) by an earlier call.
+    type: dict
+  nodeport_range:
+    description: Lowest and highest NodePort.
+    type: list
+    default: [30000, 32767]
+"""
+
+EXAMPLES = r"""
+- name: Assign the gateway's addresses
+  ansible.builtin.set_fact:
+    gateway: "{{ exports | archipelago.clusters.island_gateway_exports(['100.64.0.16/28'], nodes=['10.0.2.11'], lock=previous) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(egress) (addresses), C(exports) (each with its C(vip) and C(backends)), C(buckets),
+    C(elements) (rows of the DNAT map) and C(lock) (export name to VIP, for the next call).
+  type: dict
+"""
+
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+PROTOCOLS = ("tcp", "udp")
+MAX_BUCKETS = 64
+
+
+def _fail(message: str) -> None:
+    raise AnsibleFilterError(f"island_gateway_exports: {message}")
+
+
+def _port(value, what: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 1 <= port <= 65535:
+        _fail(f"{what} is {value!r}; a port is a number from 1 to 65535.")
+    return port
+
+
+def _address(value, what: str) -> str:
+    try:
+        address = netaddr.IPAddress(str(value))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        _fail(f"{what} is {value!r}, which is not an IP address.")
+    if address.version != 4:
+        _fail(f"{what} is {value}; the gateway translates IPv4 only. Use an IPv4 address.")
+    return str(address)
+
+
+def _buckets(counts: list[int]) -> int:
+    lcm = 1
+    for count in counts:
+        lcm = math.lcm(lcm, count)
+    return lcm if lcm <= MAX_BUCKETS else max(counts)
+
+
+def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_range=(30000, 32767)) -> dict:
+    """Plain-data core of the filter: see DOCUMENTATION."""
+    ranges = [netaddr.IPNetwork(str(c)) for c in global_cidrs or []]
+    ranges = [r for r in ranges if r.version == 4]
+    if not ranges:
+        _fail(f"the cluster's global ranges {list(global_cidrs or [])} hold no IPv4 range; "
+              "the plan gives island clusters one (pools.global.ipv4).")
+    usable = [str(a) for r in ranges for a in (r[1:-1] if r.size > 2 else r)]
+    egress_count = int(egress_count)
+    if not 1 <= egress_count < len(usable):
+        _fail(f"egress_count is {egress_count}; it must be at least 1 and leave room for VIPs in {', '.join(map(str, ranges))} "
+              f"({len(usable)} usable addresses). Lower it, or raise the cluster's global_addresses in the plan.")
+    egress = usable[:egress_count]
+    in_range = netaddr.IPSet(ranges)
+    low, high = (int(p) for p in nodeport_range)
+    nodes = [_address(n, "a node address") for n in nodes or []]
+
+    checked = []
+    names = set()
+    for index, export in enumerate(exports or []):
+        if not isinstance(export, dict):
+            _fail(f"export #{index + 1} is {export!r}; each export is a mapping with name, protocol, port and node_port or backends.")
+        name = str(export.get("name", ""))
+        if not NAME.match(name):
+            _fail(f"export #{index + 1} has name {name!r}; use a DNS label (lowercase letters, digits, '-'), unique per cluster.")
+        if name in names:
+            _fail(f"two exports are named {name!r}; export names are unique per cluster. Rename one.")
+        names.add(name)
+        protocol = str(export.get("protocol", "tcp")).lower()
+        if protocol not in PROTOCOLS:
+            _fail(f"export {name} has protocol {protocol!r}; the choices are tcp and udp.")
+        port = _port(export.get("port"), f"export {name}'s port")
+        if ("node_port" in export) == ("backends" in export):
+            _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node) "
+                  "or backends (a list of address and port).")
+        if "node_port" in export:
+            node_port = export["node_port"]
+            try:
+                in_nodeport_range = low <= int(node_port) <= high
+            except (TypeError, ValueError):
+                in_nodeport_range = False
+            if not in_nodeport_range:
+                _fail(f"export {name} targets node_port {node_port!r}, outside the NodePort range {low}-{high}. "
+                      "Use the Service's nodePort (kubectl get service -o jsonpath='{.spec.ports[*].nodePort}'), "
+                      "or list explicit backends.")
+            if not nodes:
+                _fail(f"export {name} targets node_port {node_port}, but the cluster has no node addresses; "
+                      "hand them over as island_gateway_nodes.")
+            backends = [(n, int(node_port)) for n in nodes]
+        else:
+            given = export["backends"]
+            if not isinstance(given, list) or not given:
+                _fail(f"export {name} has backends {given!r}; give a non-empty list of {{address: ..., port: ...}}.")
+            backends = []
+            for backend in given:
+                if not isinstance(backend, dict):
+                    _fail(f"export {name} has backend {backend!r}; each backend is {{address: ..., port: ...}}.")
+                backends.append((_address(backend.get("address"), f"export {name}'s backend address"),
+                                 _port(backend.get("port"), f"export {name}'s backend port")))
+        vip = export.get("vip")
+        if vip not in (None, ""):
+            vip = _address(vip, f"export {name}'s vip")
+            if vip not in in_range:
+                _fail(f"export {name} has vip {vip}, outside the cluster's global range {', '.join(map(str, ranges))}. "
+                      f"Pick a vip inside it, or leave vip unset to get one assigned.")
+            if vip in egress:
+                _fail(f"export {name} has vip {vip}, which is an egress address of the cluster ({', '.join(egress)}). "
+                      f"Pick another address of {', '.join(map(str, ranges))}, or leave vip unset.")
+        else:
+            vip = None
+        checked.append({"name": name, "protocol": protocol, "port": port, "vip": vip, "fixed": vip is not None, "backends": backends})
+
+    fixed = {e["vip"]: e["name"] for e in checked if e["fixed"]}
+    taken = set(egress) | set(fixed)
+    lock = {str(k): str(v) for k, v in (lock or {}).items()}
+    # Locked exports keep their VIP first, whatever their place in the list, so new exports never move them.
+    for export in checked:
+        locked = lock.get(export["name"])
+        if export["fixed"] or locked is None or locked not in in_range or locked in egress:
+            continue
+        if locked in fixed:
+            _fail(f"export {fixed[locked]} asks for vip {locked}, which export {export['name']} already holds (locked). "
+                  f"Pick another vip for {fixed[locked]}, or leave it unset.")
+        export["vip"] = locked
+        taken.add(locked)
+    free = (a for a in usable if a not in taken)
+    for export in checked:
+        if export["vip"] is None:
+            export["vip"] = next(free, None)
+            if export["vip"] is None:
+                _fail(f"export {export['name']} gets no VIP: the global range {', '.join(map(str, ranges))} is full "
+                      f"({len(usable)} usable addresses, {egress_count} for egress). "
+                      "Share a fixed vip across ports, or raise global_addresses in the plan.")
+
+    seen = {}
+    for export in checked:
+        key = (export["vip"], export["protocol"], export["port"])
+        if key in seen:
+            _fail(f"exports {seen[key]} and {export['name']} both use {export['vip']}:{export['port']}/{export['protocol']}. "
+                  f"Give one of them another port or vip.")
+        seen[key] = export["name"]
+
+    buckets = _buckets([len(e["backends"]) for e in checked]) if checked else 1
+    elements = [
+        {"name": e["name"], "vip": e["vip"], "protocol": e["protocol"], "port": e["port"], "bucket": b,
+         "address": e["backends"][b % len(e["backends"])][0], "target_port": e["backends"][b % len(e["backends"])][1]}
+        for e in checked for b in range(buckets)
+    ]
+    return {
+        "egress": egress,
+        "exports": [{k: v for k, v in e.items() if k != "fixed"} | {"backends": [list(b) for b in e["backends"]]} for e in checked],
+        "buckets": buckets,
+        "elements": elements,
+        "lock": {e["name"]: e["vip"] for e in checked if not e["fixed"]},
+    }
+
+
+def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lock=None, nodeport_range=None):
+    """Jinja wrapper: checks the arguments, then calls assign()."""
+    require_netaddr("island_gateway_exports")
+    if exports is None:
+        exports = []
+    if not isinstance(exports, list):
+        raise AnsibleFilterError(f"island_gateway_exports: the exports are {exports!r}; give a list of exports.")
+    if lock is not None and not isinstance(lock, dict):
+        raise AnsibleFilterError(f"island_gateway_exports: lock is {lock!r}; give the mapping of export name to VIP, or nothing.")
+    return assign(exports, global_cidrs, nodes or [], egress_count, lock, nodeport_range or (30000, 32767))
+
+
+class FilterModule:
+    def filters(self):
+        return {"island_gateway_exports": island_gateway_exports}

@@ -1,0 +1,204 @@
+"""The network_plan_hosts filter: check the inventory's hosts against the network plan before any host is touched."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import netaddr, require_netaddr
+
+DOCUMENTATION = r"""
+name: network_plan_hosts
+author: Archipelago
+version_added: "0.2.0"
+short_description: Check the inventory's hosts against a network plan
+description:
+  - Fails, naming the hosts and the values, when
+    a host is in the groups of two planned clusters;
+    two Kubernetes hosts have the same node address;
+    a node address lies inside a planned pod, service or global range (of any cluster, retained ones included);
+    the plan is flat but the inventory has gateways;
+    an island gateway serves a cluster whose plan has IPv6 (the island gateway serves IPv4 only).
+  - A Kubernetes host (in C(kube_control_plane) or C(kube_node)) has the node addresses C(node_ips) when it sets them,
+    else its C(ansible_host) when that is an IP address other than loopback (a tunnel or a port forward is not the
+    node's address); else its address is learnt only from facts later and is not checked here.
+options:
+  _input:
+    description: The output of the network_plan filter.
+    type: dict
+    required: true
+  groups:
+    description: The inventory's C(groups).
+    type: dict
+    required: true
+  hostvars:
+    description: The inventory's C(hostvars) (C(node_ips), C(ansible_host) and C(gateway_cluster) are read).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Check the hosts against the plan
+  ansible.builtin.set_fact:
+    node_addresses: "{{ plan | archipelago.clusters.network_plan_hosts(groups, hostvars) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Each Kubernetes host's node addresses as checked (empty when they are learnt only from facts).
+  type: dict
+"""
+
+FILTER = "network_plan_hosts"
+KUBE_GROUPS = ("kube_control_plane", "kube_node")
+KINDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
+
+
+def _fail(message: str) -> None:
+    raise AnsibleFilterError(f"{FILTER}: {message}")
+
+
+def _hosts(groups: Mapping, group: str) -> list:
+    members = groups.get(group) or []
+    if not isinstance(members, list):
+        _fail(f"groups[{group!r}] must be a list of host names, got {members!r}")
+    return members
+
+
+def _address(value, host: str, source: str):
+    if not isinstance(value, str):
+        _fail(f"host {host}: {source} {value!r} is not an IP address; write node_ips as a list of addresses, one per family")
+    try:
+        return netaddr.IPAddress(value, flags=netaddr.INET_PTON)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        _fail(f"host {host}: {source} {value!r} is not an IP address; write node_ips as a list of addresses, one per family")
+
+
+def node_addresses(host: str, hostvars: Mapping) -> tuple[list, str]:
+    """A Kubernetes host's node addresses and where they come from (node_ips, ansible_host, or nowhere yet)."""
+    variables = hostvars.get(host) or {}
+    node_ips = variables.get("node_ips")
+    if node_ips is not None:
+        if not isinstance(node_ips, list) or not node_ips:
+            hint = f"; write it as a list: [{node_ips}]" if isinstance(node_ips, str) else ""
+            _fail(f"host {host}: node_ips must be a non-empty list of addresses, one per family, got {node_ips!r}{hint}")
+        addresses = [_address(value, host, f"node_ips[{i}]") for i, value in enumerate(node_ips)]
+        if len({a.version for a in addresses}) != len(addresses):
+            _fail(f"host {host}: node_ips {node_ips!r} holds two addresses of one family; give one per family")
+        return addresses, "node_ips"
+    ansible_host = variables.get("ansible_host")
+    if isinstance(ansible_host, str):
+        try:
+            address = netaddr.IPAddress(ansible_host, flags=netaddr.INET_PTON)
+        except (netaddr.AddrFormatError, ValueError):
+            return [], ""
+        if not address.is_loopback():
+            return [address], "ansible_host"
+    return [], ""
+
+
+def _planned_ranges(plan: Mapping) -> dict:
+    """Per IP version, sorted (first, last, label) of every planned range, island's shared ranges once."""
+    owners: dict = {}
+    clusters = {**(plan.get("retained_clusters") or {}), **plan["clusters"]}
+    for name, cluster in sorted(clusters.items()):
+        retained = " (retained in the lock)" if name not in plan["clusters"] else ""
+        for kind, key in KINDS.items():
+            for cidr in cluster.get(key) or []:
+                owners.setdefault((str(cidr), kind), []).append(f"{name}{retained}")
+    ranges: dict = {4: [], 6: []}
+    for (cidr, kind), names in owners.items():
+        net = netaddr.IPNetwork(cidr)
+        label = (
+            f"cluster {names[0]}'s {kind} range {net}" if len(names) == 1 else f"the island {kind} range {net} (shared by every cluster)"
+        )
+        ranges[net.version].append((net.first, net.last, label))
+    for version in ranges:
+        ranges[version].sort()
+    return ranges
+
+
+def _inside(ranges: dict, address) -> str | None:
+    """The label of the planned range holding address (planned ranges never overlap, except island's shared ones,
+    which are listed once)."""
+    candidates = ranges[address.version]
+    index = bisect.bisect_right(candidates, (int(address), float("inf"), "")) - 1
+    if index >= 0 and candidates[index][0] <= int(address) <= candidates[index][1]:
+        return candidates[index][2]
+    return None
+
+
+def check_hosts(plan, groups, hostvars) -> dict:
+    """The filter's logic. Returns {host: [node addresses]} for every Kubernetes host."""
+    require_netaddr("network_plan_hosts")
+    if not isinstance(plan, Mapping) or not isinstance(plan.get("clusters"), Mapping) or plan.get("model") not in ("flat", "island"):
+        _fail(f"expects the output of the network_plan filter, got {type(plan).__name__}")
+    if not isinstance(groups, Mapping) or not isinstance(hostvars, Mapping):
+        _fail("give the inventory's groups and hostvars: plan | archipelago.clusters.network_plan_hosts(groups, hostvars)")
+
+    # One cluster per host: a host in two clusters' groups gets one cluster_name by group precedence, silently.
+    members: dict = {}
+    for name in sorted(plan["clusters"]):
+        for host in _hosts(groups, name):
+            members.setdefault(host, []).append(name)
+    for host, clusters in members.items():
+        if len(clusters) > 1:
+            _fail(
+                f"host {host} is in the groups of {len(clusters)} clusters ({', '.join(clusters)}); a host belongs to one "
+                "cluster: remove it from all but one of these groups"
+            )
+
+    gateways = _hosts(groups, "gateways")
+    if gateways and plan["model"] == "flat":
+        _fail(
+            f"the plan is flat, but the inventory has gateways ({', '.join(gateways)}); island gateways translate for "
+            "clusters that share ranges, a flat plan routes every pod range directly (routers): remove the gateways, "
+            "or plan model: island"
+        )
+    for gateway in gateways:
+        cluster = (hostvars.get(gateway) or {}).get("gateway_cluster")
+        if not isinstance(cluster, str) or cluster not in plan["clusters"]:
+            continue  # plan.yml names a gateway of no planned cluster
+        families = list(plan["clusters"][cluster].get("ip_families") or plan.get("ip_families") or [])
+        if "ipv6" in families:
+            _fail(
+                f"gateway {gateway} serves cluster {cluster}, whose plan has ipv6 (ip_families {families}); the island "
+                "gateway serves IPv4 only: plan island clusters that have gateways with ip_families [ipv4], or remove the gateway"
+            )
+
+    kube_hosts = list(dict.fromkeys(h for group in KUBE_GROUPS for h in _hosts(groups, group)))
+    ranges = _planned_ranges(plan)
+    owners: dict = {}
+    result = {}
+    for host in kube_hosts:
+        addresses, source = node_addresses(host, hostvars)
+        result[host] = [str(a) for a in addresses]
+        for address in addresses:
+            if address in owners:
+                other, other_source = owners[address]
+                _fail(
+                    f"hosts {other} and {host} have the same node address {address} ({other_source} of {other}, {source} of "
+                    f"{host}); every node needs its own address: set node_ips on each host to its real address"
+                )
+            owners[address] = (host, source)
+            label = _inside(ranges, address)
+            if label:
+                _fail(
+                    f"host {host}'s node address {address} ({source}) is inside {label}; a node address must lie outside "
+                    "every planned pod, service and global range: put the node's network in network_plan.node_networks "
+                    "(the plan keeps clear of it) and re-plan, or fix the address"
+                )
+    return result
+
+
+def network_plan_hosts(plan, groups, hostvars):
+    """Jinja wrapper."""
+    return check_hosts(plan, groups, hostvars)
+
+
+class FilterModule:
+    """Archipelago's inventory checks against the network plan."""
+
+    def filters(self):
+        return {"network_plan_hosts": network_plan_hosts}
