@@ -47,6 +47,11 @@ def join_inventory() -> Path:
     return target
 
 
+def calico_node_ready(node: str) -> bool:
+    pods = json.loads(kubectl("alpha", f"-n kube-system get pods -l k8s-app=calico-node --field-selector spec.nodeName={node} -o json"))
+    return any(c["type"] == "Ready" and c["status"] == "True" for p in pods["items"] for c in p["status"].get("conditions", []))
+
+
 def test_a_new_calico_node_is_peered_and_its_block_routed_by_bgp_alone():
     router = lab_host("router")
     assert NEW not in kubectl("alpha", "get nodes -o name")
@@ -67,18 +72,19 @@ def test_a_new_calico_node_is_peered_and_its_block_routed_by_bgp_alone():
     assert removed == [] and added and all(line.startswith(f" neighbor {NEW_IP} ") for line in added), (added, removed)
 
     kubectl("alpha", f"wait --for=condition=Ready node/{NEW} --timeout=180s")
-    kubectl("alpha", f"-n kube-system wait --for=condition=Ready pod -l k8s-app=calico-node --field-selector spec.nodeName={NEW} "
-                     "--timeout=180s")
+    assert wait_for(lambda: calico_node_ready(NEW), 240), kubectl("alpha", "-n kube-system get pods -l k8s-app=calico-node -o wide")
     assert wait_for(lambda: established(NEW_IP), 90), bgp("show bgp ipv4 unicast summary json")
 
     # A server pod on the new node (the test image is preloaded as molecule's prepare does for the other nodes).
     new = lab_host(NEW)
-    archive = next(TEST_ARCHIVE_DIR.glob("*.docker.tar"))
+    # The same image and archive as prepare.yml: the newest localhost/arch-lab-base, saved under its tag.
+    images = subprocess.run(["podman", "images", "--filter", "reference=localhost/arch-lab-base", "--format", "{{.Repository}}:{{.Tag}}"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    archive = TEST_ARCHIVE_DIR / f"{images[0].rsplit('/', 1)[1].replace(':', '-')}.docker.tar"
     copied = subprocess.run(["podman", "cp", str(archive), f"arch-mol-flat-{NEW}:/var/tmp/test-image.tar"],
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, timeout=300, check=False)
     assert copied.returncode == 0, copied.stderr
-    imported = new.run(f"ctr -n k8s.io images import /var/tmp/test-image.tar && ctr -n k8s.io images tag --force "
-                       f"$(ctr -n k8s.io images ls -q | grep arch-lab-base | head -1) {IMAGE}")
+    imported = new.run(f"ctr -n k8s.io images import /var/tmp/test-image.tar && ctr -n k8s.io images tag --force {images[0]} {IMAGE}")
     assert imported.rc == 0, imported.stderr
     kubectl("alpha", "apply -f -", stdin=json.dumps(pod("whoami-w2", NEW, WHOAMI, 8080)))
     kubectl("alpha", f"-n {NS} wait --for=condition=Ready pod/whoami-w2 --timeout=120s")
