@@ -44,12 +44,16 @@ lab-up: setup
 lab-down: setup
 	ansible-playbook playbooks/lab.yml -e lab_state=absent
 
-# Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE).
+# Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE). Calico's
+# images too (--calico, minutes of Go) when one of CALICO_INVENTORIES sets `cni: calico`: the lab inventory for
+# `make lab`, the molecule scenarios as well for `make test` and `make bench-dataplane`.
+CALICO_INVENTORIES ?= inventories/lab
 artifacts: host-packages go-toolchain
-	scripts/build-artifacts.sh
+	scripts/build-artifacts.sh $(if $(shell grep -rlsE '^[[:space:]]*cni:[[:space:]]*calico' $(CALICO_INVENTORIES)),--calico)
 
 # Everything CI runs. The lab is brought up (and left up) so the lab safety tests run against it.
 test: export ARCHIPELAGO_REQUIRE_LAB = 1
+test: CALICO_INVENTORIES = inventories/lab molecule
 test: setup artifacts lint lab-up unit molecule
 
 lint: $(BIN)/.installed
@@ -66,8 +70,9 @@ molecule: setup
 bench: $(BIN)/.installed
 	python benchmarks/plan_scale.py
 
-# Flat vs island data paths, and VXLAN vs same node, in the flat and island molecule labs (left up afterwards:
+# Flat vs island data paths, and Calico across nodes vs same node, in the flat and island molecule labs (left up afterwards:
 # `molecule destroy -s flat; molecule destroy -s island`).
+bench-dataplane: CALICO_INVENTORIES = molecule/flat
 bench-dataplane: setup artifacts
 	molecule converge -s island
 	molecule converge -s flat

@@ -13,7 +13,10 @@
 #     images/images.txt     "<full image ref> <file name>" per image
 #
 #   $ARCHIPELAGO_CACHE/artifacts/calico-<version>/crds/   Calico's CRDs (scripts/artifacts/calico-crds.sh)
+#   $ARCHIPELAGO_CACHE/artifacts/calico-images-<version>/ Calico's images, only with --calico
+#                                                         (scripts/artifacts/calico-images.sh)
 #
+# Usage: build-artifacts.sh [--calico]. `make artifacts` passes --calico when an inventory sets `cni: calico`.
 # A warm machine (VERSIONS present and equal to the requested versions) exits at once.
 # See scripts/artifacts/README.md for the variables, the layout and measured build times.
 set -euo pipefail
@@ -78,8 +81,19 @@ up_to_date() {
         [[ $(<"$ARTIFACTS_DIR/VERSIONS") == "$WANTED_VERSIONS" ]]
 }
 # Calico's CRDs have a directory and a stamp of their own (scripts/artifacts/calico-crds.sh), fetched before the
-# Kubernetes check, so adding or bumping Calico never rebuilds Kubernetes.
+# Kubernetes check, so adding or bumping Calico never rebuilds Kubernetes. Its images (a Go build of several
+# minutes) likewise, and only when asked for: clusters on flannel never need them.
+BUILD_CALICO_IMAGES=0
+for arg in "$@"; do
+    case $arg in
+        --calico) BUILD_CALICO_IMAGES=1 ;;
+        *) die "unknown argument '$arg'; the only option is --calico (also build Calico's images)" ;;
+    esac
+done
 "$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-crds.sh"
+if ((BUILD_CALICO_IMAGES)); then
+    "$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-images.sh"
+fi
 
 if up_to_date; then
     log "artifacts up to date: $ARTIFACTS_DIR"

@@ -56,7 +56,7 @@ def inventory_path() -> Path:
 
 
 def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | None = None,
-                 limit: str | None = None) -> tuple[int, dict, str]:
+                 limit: str | None = None, timeout: int = 600) -> tuple[int, dict, str]:
     """Run a playbook against the scenario's inventory (or another one, limited to some hosts) with JSON output.
     Returns the exit code, the names of the tasks that changed per host, and a text that starts with every failed
     task's message and goes on with the playbook's whole output. Raises PlaybookReportError when the output is not the
@@ -68,7 +68,7 @@ def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | No
         command += ["-e", json.dumps(extra)]
     if limit is not None:
         command += ["--limit", limit]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         report = json.loads(proc.stdout)
         plays = report["plays"]

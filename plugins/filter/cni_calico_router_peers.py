@@ -57,7 +57,12 @@ def router_peers(routers: list[Mapping], cluster: str) -> list[dict]:
             raise AnsibleFilterError(f"cni_calico_router_peers: BGP router {name!r} has no usable address ({address!r}); set router_id "
                                      f"(or router_bgp_address) on it: calico-node peers with that address.")
         peers.append({"name": f"router-{name}", "peer_ip": str(address), "as_number": int(router.get("router_asn", 64512)),
-                      "node_selector": router.get("router_bgp_node_selector", "all()")})
+                      "node_selector": router.get("router_bgp_node_selector", "all()"),
+                      # The flat router sits on the nodes' networks: with the node-to-node mesh, a node also announces
+                      # the blocks it learned from its peers, and with its own address as next hop the router would
+                      # forward through it (and, at an equal AS path, spread flows over both, which the forwarding
+                      # node's conntrack drops as INVALID). The owner's own address keeps the path direct.
+                      "keep_original_next_hop": True})
     return peers
 
 

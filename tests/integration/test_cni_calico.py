@@ -1,6 +1,6 @@
 """The cni_calico role renders what the plan says (IPv4, IPv6, dual stack; flat and island) and refuses bad input
-with a message naming the value. Runs without the lab: the role's validation and templates on localhost. The live
-check against Calico's CRDs is molecule/cluster/tests/test_calico_check.py."""
+with a message naming the value. Runs without the lab: the role's validation and templates on localhost. Calico
+running for real (its objects applied on a live API server) is proven in molecule/flat/tests/test_flat.py."""
 
 import json
 import os

@@ -22,8 +22,10 @@ def test_peers_are_the_bgp_routers_serving_the_cluster():
                router("r4", router_mode="bgp", router_id="10.0.1.4", router_bgp_address="fd00:1::4", router_clusters=["alpha"],
                       router_bgp_node_selector="rack == 'r4'")]
     assert cni_calico_router_peers(routers, "alpha") == [
-        {"name": "router-r1", "peer_ip": "10.0.1.3", "as_number": 64512, "node_selector": "all()"},
-        {"name": "router-r4", "peer_ip": "fd00:1::4", "as_number": 64512, "node_selector": "rack == 'r4'"}]
+        {"name": "router-r1", "peer_ip": "10.0.1.3", "as_number": 64512, "node_selector": "all()",
+         "keep_original_next_hop": True},
+        {"name": "router-r4", "peer_ip": "fd00:1::4", "as_number": 64512, "node_selector": "rack == 'r4'",
+         "keep_original_next_hop": True}]
     assert [p["name"] for p in cni_calico_router_peers(routers, "beta")] == ["router-r1", "router-r2"]
 
 

@@ -1,9 +1,11 @@
-"""Flat mode end to end: two clusters with unique pod ranges, a router between them, an external host behind it.
+"""Flat mode end to end: two clusters with unique pod ranges, alpha on Calico (BGP, no encapsulation) and beta on
+Flannel, a BGP router between them, an external host behind it.
 
 Every traffic check starts in a real pod (or on the external host) and is answered by a real server that reports
 the client address it saw: in flat mode that is always the real source, never a translated one. Every probe is
 bounded (connect and idle timeouts, and `timeout` around them) and aims only at this scenario's lab addresses.
-The tests run in file order: the router capture spans the traffic tests, and the BGP tests come last.
+The tests run in file order: Calico's state first, then the traffic tests inside the router capture, and the BGP
+router's tests last.
 """
 
 import ipaddress
@@ -12,6 +14,7 @@ import os
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -32,8 +35,9 @@ EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""))
 CONTROL_PLANE = {"alpha": "alpha-cp1", "beta": "beta-cp1"}
 NODES = {"alpha-cp1": "10.224.1.11", "alpha-w1": "10.224.1.12", "beta-cp1": "10.224.2.11"}
 EXT = "10.224.0.100"
-ROUTER_BGP = "10.224.1.3"
+ROUTER = "10.224.1.2"  # the router on alpha's network: calico-node's BGP peer
 CLIENT_ROUTES_UNIT = "archipelago-flat-routes"
+CALICO = yaml.safe_load((REPO / "versions.yml").read_text())["calico"]  # the images' tag, as the role's defaults read it
 
 
 def lab_host(name):
@@ -120,16 +124,19 @@ def test_pod_ranges_are_unique_and_every_node_range_inside_its_cluster(plan):
             assert ipaddress.ip_network(cidrs[0]).subnet_of(ipaddress.ip_network(plan[cluster]["pod_cidrs"][0])), (node, cidrs)
 
 
-def test_router_routes_every_node_pod_range_via_the_node():
+def test_router_routes_beta_node_pod_ranges_via_the_node():
+    """beta runs flannel, which speaks no BGP: the router routes each of its Node objects' pod ranges statically."""
     router = lab_host("router")
     kernel = router.run("ip -4 route show").stdout
-    for cluster in ("alpha", "beta"):
-        for node, cidrs in node_pod_cidrs(cluster).items():
-            # FRR's staticd installs them (iproute2 names FRR's protocol "static" through FRR's rt_protos file).
-            route = rf"^{re.escape(cidrs[0])} (nhid \d+ )?via {re.escape(NODES[node])} .*proto static"
-            assert re.search(route, kernel, re.M), (node, kernel)
+    for node, cidrs in node_pod_cidrs("beta").items():
+        # FRR's staticd installs them (iproute2 names FRR's protocol "static" through FRR's rt_protos file).
+        route = rf"^{re.escape(cidrs[0])} (nhid \d+ )?via {re.escape(NODES[node])} .*proto static"
+        assert re.search(route, kernel, re.M), (node, kernel)
     frr = router.run("vtysh -c 'show running-config'")
-    assert frr.rc == 0 and f"ip route {node_pod_cidrs('alpha')['alpha-w1'][0]} {NODES['alpha-w1']}" in frr.stdout
+    assert frr.rc == 0 and f"ip route {node_pod_cidrs('beta')['beta-cp1'][0]} {NODES['beta-cp1']}" in frr.stdout
+    # alpha's Node objects carry pod ranges too (the controller manager allocates them), but Calico does not use
+    # them: the router must not route them statically.
+    assert not any(f"ip route {cidrs[0]} " in frr.stdout for cidrs in node_pod_cidrs("alpha").values()), frr.stdout
     assert router.sysctl("net.ipv4.ip_forward") == 1
 
 
@@ -145,13 +152,84 @@ def test_nodes_and_external_host_route_flat_ranges_via_the_router(plan):
 
 
 def test_flannel_never_masquerades_in_flat_mode():
-    for name in ("alpha-cp1", "alpha-w1", "beta-cp1"):
+    host = lab_host("beta-cp1")
+    assert host.file("/run/flannel/subnet.env").contains("FLANNEL_IPMASQ=false")
+    assert '"ipMasq": false' in host.file("/etc/cni/net.d/10-flannel.conflist").content_string
+    nat = host.run("iptables-save -t nat").stdout
+    # flanneld's masquerade chain, and the bridge plugin's per-pod chains (CNI-<hash>), would hide pod IPs.
+    assert "FLANNEL-POSTRTG" not in nat and not re.search(r"^-A CNI-[0-9a-f]{24} ", nat, re.M)
+
+
+def calico(resource):
+    return json.loads(kubectl("alpha", f"get {resource}.crd.projectcalico.org -o json"))["items"]
+
+
+def test_calico_node_runs_ready_on_every_alpha_node_from_the_offline_images():
+    pods = json.loads(kubectl("alpha", "-n kube-system get pods -l k8s-app=calico-node -o json"))["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(inventory_nodes("alpha")), pods
+    for p in pods:
+        ready = {c["type"]: c["status"] for c in p["status"]["conditions"]}
+        assert ready["Ready"] == "True", (p["metadata"]["name"], p["status"])
+        images = {c["image"] for c in p["status"]["containerStatuses"] + p["status"]["initContainerStatuses"]}
+        assert images == {f"docker.io/calico/node:{CALICO}", f"docker.io/calico/cni:{CALICO}"}, images
+    # Nothing of flannel on alpha: its pods get their addresses from the calico plugin and calico-ipam.
+    for name in ("alpha-cp1", "alpha-w1"):
         host = lab_host(name)
-        assert host.file("/run/flannel/subnet.env").contains("FLANNEL_IPMASQ=false"), name
-        assert '"ipMasq": false' in host.file("/etc/cni/net.d/10-flannel.conflist").content_string, name
-        nat = host.run("iptables-save -t nat").stdout
-        # flanneld's masquerade chain, and the bridge plugin's per-pod chains (CNI-<hash>), would hide pod IPs.
-        assert "FLANNEL-POSTRTG" not in nat and not re.search(r"^-A CNI-[0-9a-f]{24} ", nat, re.M), name
+        assert sorted(host.run("ls /etc/cni/net.d").stdout.split()) == ["10-calico.conflist", "calico-kubeconfig"], name
+        assert host.file("/opt/cni/bin/calico-ipam").is_file, name
+
+
+def test_calico_pool_is_the_plan_and_ipam_hands_out_addresses_only_inside_it(plan, workloads):
+    wanted = plan["alpha"]["calico"]["ipv4"]
+    pools = calico("ippools")
+    assert [p["metadata"]["name"] for p in pools] == ["archipelago-ipv4"], pools
+    spec = pools[0]["spec"]
+    assert (spec["cidr"], spec["blockSize"]) == (wanted["cidr"], wanted["blockSize"]), (spec, wanted)
+    assert spec["ipipMode"] == spec["vxlanMode"] == "Never" and spec["natOutgoing"] is False, spec
+    pool = ipaddress.ip_network(wanted["cidr"])
+    blocks = calico("ipamblocks")
+    assert blocks, "calico-ipam allocated no block"
+    for block in blocks:
+        cidr = ipaddress.ip_network(block["spec"]["cidr"])
+        assert cidr.subnet_of(pool) and cidr.prefixlen == wanted["blockSize"], block["spec"]
+    for name, ip in workloads["alpha"].items():
+        assert ipaddress.ip_address(ip) in pool, (name, ip)
+    # Felix masquerades nothing: pod addresses leave the nodes as they are.
+    for name in ("alpha-cp1", "alpha-w1"):
+        nat = lab_host(name).run("iptables-save -t nat").stdout
+        assert not [line for line in nat.splitlines() if line.startswith("-A cali-") and "MASQUERADE" in line], name
+
+
+def node_blocks():
+    """Each alpha node's IPAM blocks (the ones affine to it), from Calico's datastore."""
+    blocks = {}
+    for block in calico("ipamblocks"):
+        affinity = block["spec"].get("affinity") or ""
+        if affinity.startswith("host:"):
+            blocks.setdefault(affinity.removeprefix("host:"), set()).add(block["spec"]["cidr"])
+    return blocks
+
+
+def test_pod_reaches_pod_on_the_other_calico_node_with_plain_ip_on_the_wire(workloads):
+    """Pure BGP routing: between alpha's nodes a capture of everything from or to the server pod and anything VXLAN
+    (UDP 4789/8472) or IP-in-IP (protocol 4) shows only plain TCP between the two pod addresses."""
+    w1 = lab_host("alpha-w1")
+    client, server = workloads["alpha"]["client"], workloads["alpha"]["whoami-w1"]
+    w1.run("rm -f /tmp/calico.pcap")
+    w1.run(f"timeout 30 tcpdump -i eth0 -n -c 200 -w /tmp/calico.pcap 'host {server} or udp port 4789 or udp port 8472 "
+           f"or ip proto 4' >/dev/null 2>&1 & echo $! > /tmp/calico.pid")
+    time.sleep(2)
+    answer = in_pod("alpha", "client", ask(server, 8080))
+    time.sleep(1)
+    w1.run("kill $(cat /tmp/calico.pid); rm -f /tmp/calico.pid")
+    time.sleep(1)
+    assert answer.rc == 0 and answer.stdout.strip() == client, (answer.stdout, answer.stderr)
+    lines = w1.run("tcpdump -n -r /tmp/calico.pcap 2>/dev/null").stdout.splitlines()
+    assert any(f"IP {client}." in line and f"> {server}.8080:" in line for line in lines), lines
+    assert any(f"IP {server}.8080 > {client}." in line for line in lines), lines
+    others = [line for line in lines if not re.search(rf"IP ({re.escape(client)}|{re.escape(server)})\.\d+ > "
+                                                         rf"({re.escape(client)}|{re.escape(server)})\.\d+: Flags", line)]
+    assert others == [], f"not plain pod-to-pod TCP: {others[:5]}"
 
 
 def test_pod_in_alpha_reaches_pod_in_beta_by_pod_ip_and_beta_sees_alpha_pod_ip(workloads, capture):
@@ -195,27 +273,39 @@ def test_router_capture_shows_pod_addresses_on_the_wire(workloads, capture):
     assert node_sources == [], f"node addresses stood in for pods: {node_sources[:3]}"
 
 
-# BGP mode: router-bgp peers with alpha's nodes. calico-node cannot run in the lab, so a bgpd on alpha-w1 stands in
-# for its BIRD. It announces the node's pod range, which the router must take, and three it must refuse: beta's range,
-# a prefix outside every planned range and a supernet of alpha's range. The router keeps what each neighbor sent
-# before its filter (router_bgp_keep_received_routes), so the tests see every prefix arrive and all but one refused.
-# (When the real calico-node replaces the stand-in, keep these checks: they read only the router and the speaker.)
-SPEAKER = """frr defaults traditional
-hostname alpha-w1-speaker
-router bgp 64602
- bgp router-id 10.224.1.12
- no bgp ebgp-requires-policy
- no bgp network import-check
- neighbor {router} remote-as 64512
- address-family ipv4 unicast
-{networks} exit-address-family
-"""
-SPEAKER_VTY = "/run/speaker"
+def test_verify_playbook_passes_every_flat_check_and_leaves_nothing():
+    """playbooks/verify.yml, the users' checks, against this scenario: inside each cluster the four traffic patterns
+    and the ranges; flat mode, each cluster's pod to the other's pod by pod IP with the source kept, and the external
+    host to a pod of each cluster, seen with its own address. Its JUnit XML must hold every check as passed (beta has
+    one node: only its cross-node check is skipped), and its namespace must be gone."""
+    report = EPHEMERAL / "verify-check.xml"
+    report.unlink(missing_ok=True)
+    started = time.monotonic()
+    rc, changed, text = run_playbook(REPO / "playbooks" / "verify.yml")
+    print(f"playbooks/verify.yml took {time.monotonic() - started:.0f} s")
+    assert rc == 0, text[-4000:]
+    status = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        outcome = "FAIL" if case.find("failure") is not None else "SKIP" if case.find("skipped") is not None else "PASS"
+        status.setdefault((case.get("classname"), case.get("name").split()[0]), set()).add(outcome)
+    for cluster in ("alpha", "beta"):
+        for check in ("nodes-ready", "pod-range", "service-range", "test-pods-ready", "pod-localhost", "pod-same-node",
+                      "service-dns", "cross-cluster-pod", "external-to-pod"):
+            assert status.get((cluster, check)) == {"PASS"}, (cluster, check, status)
+        assert "archipelago-verify" not in kubectl(cluster, "get namespaces -o name")
+    assert status.get(("alpha", "pod-cross-node")) == {"PASS"}, status  # Calico, routed between alpha's two nodes
+    assert status.get(("beta", "pod-cross-node")) == {"SKIP"}, status
+
+
+# BGP: the router peers with calico-node's BIRD on both alpha nodes (each at its own AS) and keeps what each sent
+# before its inbound filter (router_bgp_keep_received_routes), so the tests see what Calico announced, refused
+# prefixes included.
 OUTSIDE = "10.250.0.0/24"  # in no pool, node network or reserved range of this scenario's plan
+ROGUE = ("flat-test-outside", "flat-test-hijack")
 
 
 def bgp(command):
-    result = lab_host("router-bgp").run(f"vtysh -c {json.dumps(command)}")
+    result = lab_host("router").run(f"vtysh -c {json.dumps(command)}")
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -225,88 +315,111 @@ def run_routers(extra=None):
     return run_playbook(SCENARIO / "routers.yml", extra)
 
 
-@pytest.fixture(scope="module")
-def speaker(plan):
-    w1 = lab_host("alpha-w1")
-    alpha = ipaddress.ip_network(plan["alpha"]["pod_cidrs"][0])
-    prefixes = {"own": node_pod_cidrs("alpha")["alpha-w1"][0], "hijack": plan["beta"]["pod_cidrs"][0],
-                "outside": OUTSIDE, "supernet": str(alpha.supernet())}
-    planned = [ipaddress.ip_network(c) for cluster in plan.values() for c in cluster["pod_cidrs"] + cluster["service_cidrs"]]
-    planned.append(ipaddress.ip_network("10.224.0.0/16"))  # every lab network of this scenario
-    assert not any(ipaddress.ip_network(OUTSIDE).overlaps(p) for p in planned), f"{OUTSIDE} must be outside {planned}"
-    config = SPEAKER.format(router=ROUTER_BGP, networks="".join(f"  network {p}\n" for p in prefixes.values()))
-    w1.run(f"mkdir -p {SPEAKER_VTY} && cat > {SPEAKER_VTY}/bgpd.conf <<'EOF'\n{config}EOF\nchown -R frr:frr {SPEAKER_VTY}")
-    w1.run("systemctl stop flat-test-speaker 2>/dev/null; systemctl reset-failed flat-test-speaker 2>/dev/null")
-    # No zebra, no kernel routes, no vty port: a bgpd that only speaks BGP, for at most 10 minutes.
-    started = w1.run(f"systemd-run --unit=flat-test-speaker timeout 600 /usr/lib/frr/bgpd --no_zebra --no_kernel "
-                     f"-f {SPEAKER_VTY}/bgpd.conf -i {SPEAKER_VTY}/bgpd.pid --vty_socket {SPEAKER_VTY} -P 0")
-    assert started.rc == 0, started.stderr
-    yield prefixes
-    w1.run("systemctl stop flat-test-speaker")
-
-
-def speaker_bgp(command):
-    """A show command on the stand-in speaker's bgpd (its own vty socket), as JSON."""
-    result = lab_host("alpha-w1").run(f"vtysh --vty_socket {SPEAKER_VTY} -d bgpd -c {json.dumps(command)}")
-    assert result.rc == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
-
-
 def established(address):
     peers = bgp("show bgp ipv4 unicast summary json").get("peers", {})
     return peers.get(address, {}).get("state") == "Established"
 
 
-def test_bgp_router_peers_with_each_alpha_node_at_its_own_as():
+def bird(node, command):
+    """A command on the node's calico-node BIRD (birdcl, Debian's birdc, in the calico-node container)."""
+    pods = json.loads(kubectl("alpha", f"-n kube-system get pods -l k8s-app=calico-node --field-selector spec.nodeName={node} -o json"))
+    name = pods["items"][0]["metadata"]["name"]
+    return kubectl("alpha", f"-n kube-system exec {name} -c calico-node -- birdcl -s /var/run/calico/bird.ctl {command}")
+
+
+def test_calico_node_bird_and_the_router_have_established_sessions_each_node_at_its_own_as():
+    assert wait_for(lambda: established("10.224.1.11") and established("10.224.1.12"), 60), bgp("show bgp ipv4 unicast summary json")
     peers = bgp("show bgp ipv4 unicast summary json")["peers"]
     assert peers["10.224.1.11"]["remoteAs"] == 64601 and peers["10.224.1.12"]["remoteAs"] == 64602, peers
-    assert "10.224.2.11" not in peers, "router-bgp serves alpha only"
+    assert "10.224.2.11" not in peers, "beta runs flannel, which speaks no BGP"
+    for node in ("alpha-cp1", "alpha-w1"):
+        protocols = bird(node, "show protocols")
+        # Calico names a BGPPeer's session Global_<address> or Node_<address> (a peer with a node selector); BIRD 1.6
+        # prints "Established" for an up session.
+        session = rf"^(Global|Node)_{ROUTER.replace('.', '_')}\s+BGP\s+master\s+up\s+.*Established"
+        assert re.search(session, protocols, re.M), (node, protocols)
 
 
-def test_bgp_router_accepts_the_node_range_and_refuses_every_other_prefix_it_receives(speaker):
-    announced = set(speaker.values())
-    assert len(announced) == 4, speaker
-    assert wait_for(lambda: established("10.224.1.12"), 60), bgp("show bgp ipv4 unicast summary json")
-    # What the speaker sent: all four prefixes, to the router.
-    advertised = f"show bgp ipv4 unicast neighbors {ROUTER_BGP} advertised-routes json"
-    assert wait_for(lambda: set(speaker_bgp(advertised).get("advertisedRoutes", {})) == announced, 30), speaker_bgp(advertised)
-    assert speaker_bgp("show bgp ipv4 unicast summary json")["peers"][ROUTER_BGP]["pfxSnt"] == 4
-    # What the router received from it before the filter: the same four, so each refusal below is the filter's.
-    received = "show bgp ipv4 unicast neighbors 10.224.1.12 received-routes json"
-    assert wait_for(lambda: set(bgp(received).get("receivedRoutes", {})) == announced, 30), bgp(received)
-    # What the router took: the node's own range only.
-    assert set(bgp("show bgp ipv4 unicast json")["routes"]) == {speaker["own"]}, "a prefix got past the filter"
-    assert bgp("show bgp ipv4 unicast summary json")["peers"]["10.224.1.12"]["pfxRcd"] == 1
-    kernel = [line for line in lab_host("router-bgp").run("ip -4 route show").stdout.splitlines() if "proto bgp" in line]
-    assert len(kernel) == 1 and kernel[0].startswith(f"{speaker['own']} ") and "via 10.224.1.12" in kernel[0], kernel
+def test_router_learns_and_accepts_each_calico_node_block_via_that_node(workloads):
+    blocks = node_blocks()
+    assert set(blocks) == {"alpha-cp1", "alpha-w1"}, blocks
+    kernel = lab_host("router").run("ip -4 route show proto bgp").stdout
+    for node, cidrs in blocks.items():
+        for cidr in cidrs:
+            received = bgp(f"show bgp ipv4 unicast neighbors {NODES[node]} received-routes json").get("receivedRoutes", {})
+            assert cidr in received, (node, cidr, received)
+            best = [p for p in bgp(f"show bgp ipv4 unicast {cidr} json")["paths"] if p.get("bestpath", {}).get("overall")]
+            assert best and best[0]["peer"]["peerId"] == NODES[node], (cidr, best)
+            assert re.search(rf"^{re.escape(cidr)} (nhid \d+ )?via {re.escape(NODES[node])} ", kernel, re.M), (cidr, kernel)
 
 
-def test_bgp_peer_change_reloads_without_dropping_established_sessions(speaker):
+@pytest.fixture(scope="module")
+def rogue_pools(plan):
+    """Two pools alpha's plan does not give it, each with a pod on alpha-w1, so calico-node announces their blocks: one
+    outside every planned range, one inside beta's pod range (a hijack). Removed afterwards."""
+    planned = [ipaddress.ip_network(c) for cluster in plan.values() for c in cluster["pod_cidrs"] + cluster["service_cidrs"]]
+    planned.append(ipaddress.ip_network("10.224.0.0/16"))  # every lab network of this scenario
+    assert not any(ipaddress.ip_network(OUTSIDE).overlaps(p) for p in planned), f"{OUTSIDE} must be outside {planned}"
+    hijack = str(next(ipaddress.ip_network(plan["beta"]["pod_cidrs"][0]).subnets(new_prefix=24)))
+    items = []
+    for name, cidr in zip(ROGUE, (OUTSIDE, hijack), strict=True):
+        items.append({"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": {"name": name},
+                      "spec": {"cidr": cidr, "blockSize": 26, "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": False,
+                               "nodeSelector": "all()"}})
+        rogue = pod(name, "alpha-w1", ["sleep", "600"])
+        rogue["metadata"]["annotations"] = {"cni.projectcalico.org/ipv4pools": json.dumps([name])}
+        items.append(rogue)
+    kubectl("alpha", "apply -f -", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kubectl("alpha", f"-n {NS} wait --for=condition=Ready pod {' '.join(ROGUE)} --timeout=120s")
+    addresses = {p["metadata"]["name"]: p["status"]["podIP"] for p in json.loads(kubectl("alpha", f"-n {NS} get pods -o json"))["items"]}
+    # Each pod's block: the /26 (the rogue pools' blockSize) around its address.
+    blocks = {name: str(ipaddress.ip_interface(f"{addresses[name]}/26").network) for name in ROGUE}
+    yield blocks
+    kubectl("alpha", f"-n {NS} delete pod {' '.join(ROGUE)} --wait=true --timeout=60s")
+    kubectl("alpha", f"delete ippools.crd.projectcalico.org {' '.join(ROGUE)}")
+
+
+def test_router_refuses_blocks_of_pools_outside_the_plan(rogue_pools):
+    """calico-node announces both rogue blocks (the router receives them from alpha-w1), and the router's prefix
+    filter takes neither: no BGP route, no kernel route, while alpha-w1's own blocks stay accepted."""
+    received = f"show bgp ipv4 unicast neighbors {NODES['alpha-w1']} received-routes json"
+    wanted = set(rogue_pools.values())
+    assert wait_for(lambda: wanted <= set(bgp(received).get("receivedRoutes", {})), 60), (wanted, bgp(received))
+    accepted = set(bgp("show bgp ipv4 unicast json")["routes"])
+    assert not wanted & accepted, f"a block outside the plan got past the filter: {wanted & accepted}"
+    assert node_blocks()["alpha-w1"] & accepted, "alpha-w1's own blocks must stay accepted"
+    kernel = lab_host("router").run("ip -4 route show").stdout
+    assert not [b for b in wanted if re.search(rf"^{re.escape(b)} ", kernel, re.M)], kernel
+
+
+def test_bgp_filter_change_reloads_without_dropping_established_sessions(plan):
+    """Accepting alpha's service range too (router_bgp_accept_services) rewrites the prefix lists: FRR reloads them
+    in place, bgpd keeps running and calico-node's sessions stay up."""
     assert wait_for(lambda: established("10.224.1.12"), 60)
-    router = lab_host("router-bgp")
+    router = lab_host("router")
     before_pid = router.run("pidof bgpd").stdout.strip()
     before = bgp("show bgp neighbors 10.224.1.12 json")["10.224.1.12"]
     try:
-        rc, changed, text = run_routers({"flat_test_bgp_clusters": ["alpha", "beta"]})
+        rc, changed, text = run_routers({"router_bgp_accept_services": True})
         assert rc == 0, text
-        assert set(changed) == {"router-bgp"}, changed
-        assert any("Write the FRR configuration" in task for task in changed["router-bgp"]), changed
-        assert "10.224.2.11" in bgp("show bgp ipv4 unicast summary json")["peers"], "beta's node is now a peer"
+        assert set(changed) == {"router"}, changed
+        assert any("Write the FRR configuration" in task for task in changed["router"]), changed
+        running = router.run("vtysh -c 'show running-config'").stdout
+        assert all(f"permit {cidr}" in running for cidr in plan["alpha"]["service_cidrs"]), running
         after = bgp("show bgp neighbors 10.224.1.12 json")["10.224.1.12"]
         assert router.run("pidof bgpd").stdout.strip() == before_pid, "bgpd was restarted"
         assert after["bgpState"] == "Established" and after["connectionsEstablished"] == before["connectionsEstablished"], (before, after)
     finally:
-        rc, changed, text = run_routers({"flat_test_bgp_clusters": ["alpha"]})
-    assert rc == 0 and set(changed) == {"router-bgp"}, (changed, text)
-    assert "10.224.2.11" not in bgp("show bgp ipv4 unicast summary json")["peers"]
+        rc, changed, text = run_routers()
+    assert rc == 0 and set(changed) == {"router"}, (changed, text)
 
 
-def test_a_configuration_frr_rejects_never_lands_and_frr_keeps_running_the_old_one(speaker):
+def test_a_configuration_frr_rejects_never_lands_and_frr_keeps_running_the_old_one():
     """The router role checks frr.conf with vtysh --dryrun before it replaces the old one: a keepalive FRR cannot
     parse (70000 s, its range ends at 65535) fails the run on that task, and frr.conf, FRR's running configuration,
     bgpd and its sessions stay as they were."""
     assert wait_for(lambda: established("10.224.1.12"), 60)
-    router = lab_host("router-bgp")
+    router = lab_host("router")
     before = {"sum": router.file("/etc/frr/frr.conf").sha256sum, "running": router.run("vtysh -c 'show running-config'").stdout,
               "pid": router.run("pidof bgpd").stdout.strip(),
               "connections": bgp("show bgp neighbors 10.224.1.12 json")["10.224.1.12"]["connectionsEstablished"]}
@@ -315,7 +428,7 @@ def test_a_configuration_frr_rejects_never_lands_and_frr_keeps_running_the_old_o
     try:
         assert rc != 0, text[-3000:]
         failure = text.split("\n", 1)[0]
-        assert failure.startswith("router-bgp: router : Write the FRR configuration"), text[:2000]
+        assert failure.startswith("router: router : Write the FRR configuration"), text[:2000]
         assert "timers 70000 9" in text and "Unknown command" in text, text[:3000]
         assert changed == {}, changed
         assert router.file("/etc/frr/frr.conf").sha256sum == before["sum"]
