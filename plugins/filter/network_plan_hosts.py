@@ -177,7 +177,8 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
         _fail(f"cluster {name}: api_vip {vip_text!r} is not an IP address; give one free address of the control planes' node network")
     families = list(plan["clusters"][name].get("ip_families") or plan.get("ip_families") or [])
     if f"ipv{vip.version}" not in families:
-        _fail(f"cluster {name}: api_vip {vip} is IPv{vip.version}, but the cluster's families are {families}; give an address of one of them")
+        _fail(f"cluster {name}: api_vip {vip} is IPv{vip.version}, but the cluster's families are {families}; "
+              "give an address of one of them")
     network = next((n for n in context["node_networks"] if vip in n), None)
     if network is None:
         known = ", ".join(str(n) for n in context["node_networks"]) or "none"
@@ -186,7 +187,8 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
             "moves between the control planes on their own network: give a free address of it"
         )
     if vip.version == 4 and network.prefixlen <= 30 and vip in (network.network, network.broadcast):
-        _fail(f"cluster {name}: api_vip {vip} is the {'network' if vip == network.network else 'broadcast'} address of node network {network}; give a host address")
+        which = "network" if vip == network.network else "broadcast"
+        _fail(f"cluster {name}: api_vip {vip} is the {which} address of node network {network}; give a host address")
     label = _inside(context["ranges"], vip)
     if label:
         _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service and global range")
@@ -195,7 +197,8 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
         _fail(f"cluster {name}: api_vip {vip} is host {host}'s node address ({source}); the VIP must be an address no host has")
     for host in context["other_hosts"]:
         if vip in _lenient_addresses(host, context["hostvars"]):
-            _fail(f"cluster {name}: api_vip {vip} is host {host}'s address (node_ips or ansible_host); the VIP must be an address no host has")
+            _fail(f"cluster {name}: api_vip {vip} is host {host}'s address (node_ips or ansible_host); "
+                  "the VIP must be an address no host has")
     if vip in context["vips"]:
         _fail(f"clusters {context['vips'][vip]} and {name} have the same api_vip {vip}; every cluster needs its own")
     context["vips"][vip] = name

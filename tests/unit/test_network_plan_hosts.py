@@ -228,7 +228,8 @@ def test_several_control_planes_without_a_vip_are_refused():
     ("vip", "message"),
     [
         ("192.168.10.300", r"cluster alpha: api_vip '192\.168\.10\.300' is not an IP address"),
-        ("192.168.20.5", r"cluster alpha: api_vip 192\.168\.20\.5 is outside every node network \(network_plan\.node_networks: 192\.168\.10\.0/24\)"),
+        ("192.168.20.5",
+         r"cluster alpha: api_vip 192\.168\.20\.5 is outside every node network \(network_plan\.node_networks: 192\.168\.10\.0/24\)"),
         ("192.168.10.0", r"cluster alpha: api_vip 192\.168\.10\.0 is the network address of node network 192\.168\.10\.0/24"),
         ("192.168.10.255", r"cluster alpha: api_vip 192\.168\.10\.255 is the broadcast address of node network 192\.168\.10\.0/24"),
         ("192.168.10.12", r"cluster alpha: api_vip 192\.168\.10\.12 is host alpha-cp2's node address \(node_ips\)"),
@@ -250,7 +251,8 @@ def test_a_vip_of_a_family_the_cluster_lacks_is_refused():
 
 def test_a_vip_inside_a_planned_range_is_refused():
     groups, hostvars = ha_inventory("10.96.0.50")
-    with pytest.raises(AnsibleFilterError, match=r"cluster alpha: api_vip 10\.96\.0\.50 is inside cluster alpha's services range 10\.96\.0\.0/20"):
+    message = r"cluster alpha: api_vip 10\.96\.0\.50 is inside cluster alpha's services range 10\.96\.0\.0/20"
+    with pytest.raises(AnsibleFilterError, match=message):
         # A node network over the service range: the VIP passes the node network check and meets the range check.
         network_plan_hosts(FLAT_PLAN, groups, hostvars, [*NODE_NETWORKS, "10.96.0.0/24"])
 
@@ -259,7 +261,8 @@ def test_two_clusters_with_one_vip_are_refused():
     groups, hostvars = ha_inventory()
     hostvars["beta-cp1"]["api_vip"] = "192.168.10.5"
     hostvars["beta-cp1"]["node_ips"] = ["192.168.10.31"]
-    with pytest.raises(AnsibleFilterError, match=r"clusters alpha and beta have the same api_vip 192\.168\.10\.5; every cluster needs its own"):
+    message = r"clusters alpha and beta have the same api_vip 192\.168\.10\.5; every cluster needs its own"
+    with pytest.raises(AnsibleFilterError, match=message):
         network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
 
 
@@ -278,10 +281,12 @@ def test_hosts_of_a_cluster_that_disagree_on_the_vip_are_refused():
 def test_a_control_plane_without_an_address_on_the_vips_network_is_refused():
     groups, hostvars = ha_inventory()
     hostvars["alpha-cp3"] = {"ansible_host": "alpha-cp3.example.org", "api_vip": "192.168.10.5"}
-    with pytest.raises(AnsibleFilterError, match=r"each of its control planes needs its IPv4 node address in node_ips .*: alpha-cp3 has none"):
+    message = r"each of its control planes needs its IPv4 node address in node_ips .*: alpha-cp3 has none"
+    with pytest.raises(AnsibleFilterError, match=message):
         network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
     hostvars["alpha-cp3"]["node_ips"] = ["192.168.11.13"]
-    with pytest.raises(AnsibleFilterError, match=r"api_vip 192\.168\.10\.5 is in node network 192\.168\.10\.0/24, but control plane alpha-cp3's address 192\.168\.11\.13 is not"):
+    message = r"192\.168\.10\.5 is in node network 192\.168\.10\.0/24, but control plane alpha-cp3's address 192\.168\.11\.13 is not"
+    with pytest.raises(AnsibleFilterError, match=message):
         network_plan_hosts(FLAT_PLAN, groups, hostvars, [*NODE_NETWORKS, "192.168.11.0/24"])
 
 
