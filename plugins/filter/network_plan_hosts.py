@@ -19,7 +19,12 @@ description:
     two Kubernetes hosts have the same node address;
     a node address lies inside a planned pod, service or global range (of any cluster, retained ones included);
     the plan is flat but the inventory has gateways;
-    an island gateway serves a cluster whose plan has IPv6 (the island gateway serves IPv4 only).
+    an island gateway serves a cluster whose plan has IPv6 (the island gateway serves IPv4 only);
+    a cluster's C(api_vip) (its virtual API address) is not an IP address of one of the cluster's families, lies outside
+    the node networks or on a node network's own network or broadcast address, lies inside a planned range, is a node's
+    address or another cluster's VIP, differs between the cluster's hosts, or a control plane of the cluster has no node
+    address in the VIP's family on the VIP's node network;
+    a cluster has several control planes but neither C(api_vip) nor C(kubeadm_control_plane_endpoint).
   - A Kubernetes host (in C(kube_control_plane) or C(kube_node)) has the node addresses C(node_ips) when it sets them,
     else its C(ansible_host) when that is an IP address other than loopback (a tunnel or a port forward is not the
     node's address); else its address is learnt only from facts later and is not checked here.
@@ -33,15 +38,22 @@ options:
     type: dict
     required: true
   hostvars:
-    description: The inventory's C(hostvars) (C(node_ips), C(ansible_host) and C(gateway_cluster) are read).
+    description: >-
+      The inventory's C(hostvars) (C(node_ips), C(ansible_host), C(gateway_cluster), C(api_vip) and
+      C(kubeadm_control_plane_endpoint) are read).
     type: dict
     required: true
+  node_networks:
+    description: The plan's C(node_networks) (CIDRs), where a cluster's C(api_vip) must lie.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
 - name: Check the hosts against the plan
   ansible.builtin.set_fact:
-    node_addresses: "{{ plan | archipelago.clusters.network_plan_hosts(groups, hostvars) }}"
+    node_addresses: "{{ plan | archipelago.clusters.network_plan_hosts(groups, hostvars, node_networks=network_plan.node_networks) }}"
 """
 
 RETURN = r"""
@@ -129,7 +141,82 @@ def _inside(ranges: dict, address) -> str | None:
     return None
 
 
-def check_hosts(plan, groups, hostvars) -> dict:
+def _cluster_vip(name: str, groups: Mapping, hostvars: Mapping, kube_hosts: list) -> str | None:
+    """A cluster's api_vip as its Kubernetes hosts have it (a group variable of the cluster); None when unset."""
+    seen: dict = {}
+    for host in _hosts(groups, name):
+        if host not in kube_hosts:
+            continue
+        value = (hostvars.get(host) or {}).get("api_vip")
+        key = None if value is None or value == "" else value if isinstance(value, str) else repr(value)
+        seen.setdefault(key, []).append(host)
+    if len(seen) > 1:
+        described = "; ".join(f"{'(unset)' if value is None else value} on {', '.join(hosts)}" for value, hosts in seen.items())
+        _fail(f"the hosts of cluster {name} disagree on api_vip ({described}); set api_vip once, on the cluster's group")
+    return next(iter(seen), None)
+
+
+def _lenient_addresses(host: str, hostvars: Mapping) -> list:
+    """The addresses a host outside the clusters (gateway, router, external host) is known by; unparsable ones skipped."""
+    variables = hostvars.get(host) or {}
+    values = variables.get("node_ips") if isinstance(variables.get("node_ips"), list) else []
+    found = []
+    for value in [*values, variables.get("ansible_host")]:
+        try:
+            found.append(netaddr.IPAddress(value, flags=netaddr.INET_PTON))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            continue
+    return found
+
+
+def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
+    """One cluster's VIP against its families, the node networks, the planned ranges and every node address."""
+    try:
+        vip = netaddr.IPAddress(vip_text, flags=netaddr.INET_PTON)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        _fail(f"cluster {name}: api_vip {vip_text!r} is not an IP address; give one free address of the control planes' node network")
+    families = list(plan["clusters"][name].get("ip_families") or plan.get("ip_families") or [])
+    if f"ipv{vip.version}" not in families:
+        _fail(f"cluster {name}: api_vip {vip} is IPv{vip.version}, but the cluster's families are {families}; "
+              "give an address of one of them")
+    network = next((n for n in context["node_networks"] if vip in n), None)
+    if network is None:
+        known = ", ".join(str(n) for n in context["node_networks"]) or "none"
+        _fail(
+            f"cluster {name}: api_vip {vip} is outside every node network (network_plan.node_networks: {known}); the VIP "
+            "moves between the control planes on their own network: give a free address of it"
+        )
+    if vip.version == 4 and network.prefixlen <= 30 and vip in (network.network, network.broadcast):
+        which = "network" if vip == network.network else "broadcast"
+        _fail(f"cluster {name}: api_vip {vip} is the {which} address of node network {network}; give a host address")
+    label = _inside(context["ranges"], vip)
+    if label:
+        _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service and global range")
+    if vip in context["owners"]:
+        host, source = context["owners"][vip]
+        _fail(f"cluster {name}: api_vip {vip} is host {host}'s node address ({source}); the VIP must be an address no host has")
+    for host in context["other_hosts"]:
+        if vip in _lenient_addresses(host, context["hostvars"]):
+            _fail(f"cluster {name}: api_vip {vip} is host {host}'s address (node_ips or ansible_host); "
+                  "the VIP must be an address no host has")
+    if vip in context["vips"]:
+        _fail(f"clusters {context['vips'][vip]} and {name} have the same api_vip {vip}; every cluster needs its own")
+    context["vips"][vip] = name
+    for host in context["control_planes"][name]:
+        addresses = [a for a in context["addresses"][host] if a.version == vip.version]
+        if not addresses:
+            _fail(
+                f"cluster {name} has api_vip {vip}, so each of its control planes needs its IPv{vip.version} node address in "
+                f"node_ips (or an address as ansible_host) for keepalived's peers: {host} has none"
+            )
+        if addresses[0] not in network:
+            _fail(
+                f"cluster {name}: api_vip {vip} is in node network {network}, but control plane {host}'s address {addresses[0]} "
+                "is not; the VIP moves only between control planes on its own network"
+            )
+
+
+def check_hosts(plan, groups, hostvars, node_networks=None) -> dict:
     """The filter's logic. Returns {host: [node addresses]} for every Kubernetes host."""
     require_netaddr("network_plan_hosts")
     if not isinstance(plan, Mapping) or not isinstance(plan.get("clusters"), Mapping) or plan.get("model") not in ("flat", "island"):
@@ -167,12 +254,23 @@ def check_hosts(plan, groups, hostvars) -> dict:
                 "gateway serves IPv4 only: plan island clusters that have gateways with ip_families [ipv4], or remove the gateway"
             )
 
+    if node_networks is None:
+        node_networks = []
+    if not isinstance(node_networks, list):
+        _fail(f"node_networks must be the plan's list of node networks, got {node_networks!r}")
+    try:
+        networks = [netaddr.IPNetwork(str(n)) for n in node_networks]
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        _fail(f"node_networks must be the plan's list of node networks (CIDRs), got {node_networks!r}")
+
     kube_hosts = list(dict.fromkeys(h for group in KUBE_GROUPS for h in _hosts(groups, group)))
     ranges = _planned_ranges(plan)
     owners: dict = {}
     result = {}
+    parsed = {}
     for host in kube_hosts:
         addresses, source = node_addresses(host, hostvars)
+        parsed[host] = addresses
         result[host] = [str(a) for a in addresses]
         for address in addresses:
             if address in owners:
@@ -189,12 +287,29 @@ def check_hosts(plan, groups, hostvars) -> dict:
                     "every planned pod, service and global range: put the node's network in network_plan.node_networks "
                     "(the plan keeps clear of it) and re-plan, or fix the address"
                 )
+
+    control_planes = {name: [h for h in _hosts(groups, "kube_control_plane") if h in _hosts(groups, name)] for name in plan["clusters"]}
+    context = {"node_networks": networks, "ranges": ranges, "owners": owners, "vips": {}, "control_planes": control_planes,
+               "addresses": parsed, "hostvars": hostvars,
+               "other_hosts": [h for h in _hosts(groups, "all") if h not in parsed]}
+    for name in sorted(plan["clusters"]):
+        vip = _cluster_vip(name, groups, hostvars, kube_hosts)
+        if vip is not None:
+            _check_vip(name, vip, plan, context)
+            continue
+        several = control_planes[name]
+        if len(several) > 1 and not any((hostvars.get(h) or {}).get("kubeadm_control_plane_endpoint") for h in several):
+            _fail(
+                f"cluster {name} has {len(several)} control planes ({', '.join(several)}) but no api_vip: further control planes "
+                "join through one stable API address; set api_vip on the cluster's group to a free address of the control "
+                "planes' node network (or kubeadm_control_plane_endpoint to a load balancer of your own)"
+            )
     return result
 
 
-def network_plan_hosts(plan, groups, hostvars):
+def network_plan_hosts(plan, groups, hostvars, node_networks=None):
     """Jinja wrapper."""
-    return check_hosts(plan, groups, hostvars)
+    return check_hosts(plan, groups, hostvars, node_networks)
 
 
 class FilterModule:

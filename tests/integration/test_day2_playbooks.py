@@ -54,3 +54,17 @@ def test_etcd_restore_needs_a_snapshot_file(inventory, tmp_path):
 def test_credentials_written_beside_an_inventory_are_ignored_by_git(path):
     check = subprocess.run(["git", "check-ignore", "--quiet", path], cwd=ROOT, check=False)
     assert check.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_remove_node_needs_nodes_of_the_inventory(inventory):
+    output = refused(inventory, "remove-node.yml")
+    assert "remove-node.yml removes the nodes it is told: -e remove_nodes=<host>[,<host>...]. Nodes of this inventory: north-cp1," in output
+    output = refused(inventory, "remove-node.yml", "remove_nodes=north-w1,east-w1")
+    assert "(not Kubernetes nodes of this inventory: east-w1)" in output
+
+
+def test_remove_node_refuses_a_clusters_last_control_plane(inventory):
+    output = refused(inventory, "remove-node.yml", "remove_nodes=north-w2,north-cp1")
+    assert ("remove-node.yml refuses to remove north-cp1: it is every control plane of cluster north, which would be left"
+            " without an API or etcd. Keep at least one, or destroy the whole cluster with playbooks/reset.yml"
+            " -e reset_clusters=north.") in output

@@ -300,6 +300,9 @@ def test_each_cluster_initialises_from_its_first_control_plane_in_inventory_orde
         others = {h: v for h, v in children["kube_control_plane"]["hosts"].items() if not h.startswith("north")}
         children["kube_control_plane"]["hosts"] = {**{h: None for h in order}, **others}
         children["north"]["hosts"] = {h: None for h in sorted(order)} | {"north-w[1:2]": None}
+        # Several control planes need one stable API address: a load balancer of the user's own here (api_vip would
+        # need each control plane's node address).
+        children["north"]["vars"]["kubeadm_control_plane_endpoint"] = "north-api.example.org:6443"
 
     edit_yaml(inventory / "hosts.yml", many_control_planes)
     out = tmp_path / "init-hosts.json"

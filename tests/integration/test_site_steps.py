@@ -16,8 +16,8 @@ GENERATED = ("network-plan.lock.yml", "network-plan.md", "network-plan.svg")
 STEPS = {
     "plan": ["Plan the network", "Hand each cluster its slice of the plan"],
     "node": ["Prepare the Kubernetes nodes"],
-    "kubernetes": ["Initialise each cluster on its first control plane", "Join further control planes and workers",
-                   "Delete the bootstrap tokens the joins made"],
+    "kubernetes": ["Initialise each cluster on its first control plane", "Join further control planes, one at a time",
+                   "Join the workers", "Delete the bootstrap tokens the joins made"],
     "cni": ["Deploy the pod network"],
     "gateways": ["Build the island gateways"],
     "routers": ["Build the routers"],

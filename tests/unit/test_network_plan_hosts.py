@@ -189,3 +189,108 @@ def test_bad_arguments():
         network_plan_hosts(FLAT_PLAN, [], hostvars)
     with pytest.raises(AnsibleFilterError, match=r"groups\['alpha'\] must be a list of host names, got 'alpha-cp1'"):
         network_plan_hosts(FLAT_PLAN, {**groups, "alpha": "alpha-cp1"}, hostvars)
+
+
+# api_vip: a cluster's virtual API address, checked like any other address before any host is touched.
+NODE_NETWORKS = ["192.168.10.0/24"]  # FLAT's node network
+
+
+def ha_inventory(vip="192.168.10.5"):
+    """alpha with three control planes (node_ips on the node network) and a worker; beta with one control plane."""
+    groups, hostvars = inventory()
+    groups["kube_control_plane"] = ["alpha-cp1", "alpha-cp2", "alpha-cp3", "beta-cp1"]
+    groups["alpha"] = ["alpha-cp1", "alpha-cp2", "alpha-cp3", "alpha-w1"]
+    groups["all"] = [*groups["alpha"], "beta-cp1", "ext1"]
+    hostvars.update({"alpha-cp2": {"node_ips": ["192.168.10.12"]}, "alpha-cp3": {"node_ips": ["192.168.10.13"]},
+                     "ext1": {"node_ips": ["192.168.10.100"]}})
+    for host in groups["alpha"]:
+        hostvars[host]["api_vip"] = vip
+    return groups, hostvars
+
+
+def test_a_vip_on_the_node_network_passes():
+    groups, hostvars = ha_inventory()
+    assert network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)["alpha-cp2"] == ["192.168.10.12"]
+
+
+def test_several_control_planes_without_a_vip_are_refused():
+    groups, hostvars = ha_inventory()
+    for host in groups["alpha"]:
+        del hostvars[host]["api_vip"]
+    with pytest.raises(AnsibleFilterError, match=r"cluster alpha has 3 control planes \(alpha-cp1, alpha-cp2, alpha-cp3\) but no api_vip"):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+    for host in groups["alpha"]:  # a load balancer of the user's own is the other way
+        hostvars[host]["kubeadm_control_plane_endpoint"] = "lb.example.org:6443"
+    network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+
+
+@pytest.mark.parametrize(
+    ("vip", "message"),
+    [
+        ("192.168.10.300", r"cluster alpha: api_vip '192\.168\.10\.300' is not an IP address"),
+        ("192.168.20.5",
+         r"cluster alpha: api_vip 192\.168\.20\.5 is outside every node network \(network_plan\.node_networks: 192\.168\.10\.0/24\)"),
+        ("192.168.10.0", r"cluster alpha: api_vip 192\.168\.10\.0 is the network address of node network 192\.168\.10\.0/24"),
+        ("192.168.10.255", r"cluster alpha: api_vip 192\.168\.10\.255 is the broadcast address of node network 192\.168\.10\.0/24"),
+        ("192.168.10.12", r"cluster alpha: api_vip 192\.168\.10\.12 is host alpha-cp2's node address \(node_ips\)"),
+        ("192.168.10.21", r"cluster alpha: api_vip 192\.168\.10\.21 is host alpha-w1's node address \(ansible_host\)"),
+        ("192.168.10.100", r"cluster alpha: api_vip 192\.168\.10\.100 is host ext1's address"),
+    ],
+)
+def test_a_bad_vip_is_refused(vip, message):
+    groups, hostvars = ha_inventory(vip)
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+
+
+def test_a_vip_of_a_family_the_cluster_lacks_is_refused():
+    groups, hostvars = ha_inventory("fd00::5")  # the island plan is IPv4 only
+    with pytest.raises(AnsibleFilterError, match=r"cluster alpha: api_vip fd00::5 is IPv6, but the cluster's families are \['ipv4'\]"):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars, ["192.168.10.0/24", "fd00::/64"])
+
+
+def test_a_vip_inside_a_planned_range_is_refused():
+    groups, hostvars = ha_inventory("10.96.0.50")
+    message = r"cluster alpha: api_vip 10\.96\.0\.50 is inside cluster alpha's services range 10\.96\.0\.0/20"
+    with pytest.raises(AnsibleFilterError, match=message):
+        # A node network over the service range: the VIP passes the node network check and meets the range check.
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, [*NODE_NETWORKS, "10.96.0.0/24"])
+
+
+def test_two_clusters_with_one_vip_are_refused():
+    groups, hostvars = ha_inventory()
+    hostvars["beta-cp1"]["api_vip"] = "192.168.10.5"
+    hostvars["beta-cp1"]["node_ips"] = ["192.168.10.31"]
+    message = r"clusters alpha and beta have the same api_vip 192\.168\.10\.5; every cluster needs its own"
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+
+
+def test_hosts_of_a_cluster_that_disagree_on_the_vip_are_refused():
+    groups, hostvars = ha_inventory()
+    hostvars["alpha-cp3"]["api_vip"] = "192.168.10.6"
+    del hostvars["alpha-w1"]["api_vip"]
+    with pytest.raises(
+        AnsibleFilterError,
+        match=r"the hosts of cluster alpha disagree on api_vip \(192\.168\.10\.5 on alpha-cp1, alpha-cp2; 192\.168\.10\.6 on alpha-cp3; "
+              r"\(unset\) on alpha-w1\); set api_vip once, on the cluster's group",
+    ):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+
+
+def test_a_control_plane_without_an_address_on_the_vips_network_is_refused():
+    groups, hostvars = ha_inventory()
+    hostvars["alpha-cp3"] = {"ansible_host": "alpha-cp3.example.org", "api_vip": "192.168.10.5"}
+    message = r"each of its control planes needs its IPv4 node address in node_ips .*: alpha-cp3 has none"
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, NODE_NETWORKS)
+    hostvars["alpha-cp3"]["node_ips"] = ["192.168.11.13"]
+    message = r"192\.168\.10\.5 is in node network 192\.168\.10\.0/24, but control plane alpha-cp3's address 192\.168\.11\.13 is not"
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, [*NODE_NETWORKS, "192.168.11.0/24"])
+
+
+def test_bad_node_networks_argument():
+    groups, hostvars = ha_inventory()
+    with pytest.raises(AnsibleFilterError, match=r"node_networks must be the plan's list of node networks"):
+        network_plan_hosts(FLAT_PLAN, groups, hostvars, "192.168.10.0/24")

@@ -20,7 +20,7 @@ PREFIX = "podman://arch-mol-cluster-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 NS = "archipelago-test"
 WORKLOADS = Path(__file__).with_name("workloads.yml")
-NODE_IPS = {"cp1": "10.220.0.11", "w1": "10.220.0.21", "w2": "10.220.0.22"}
+NODE_IPS = {"cp1": "10.220.0.11", "cp2": "10.220.0.12", "cp3": "10.220.0.13", "w1": "10.220.0.21", "w2": "10.220.0.22"}
 VXLAN_PORT = 8472
 
 
@@ -68,7 +68,7 @@ def pod_ip(workloads, name):
 
 def test_every_node_is_ready(cp):
     nodes = json.loads(kubectl(cp, "get nodes -o json"))["items"]
-    assert {n["metadata"]["name"] for n in nodes} == inventory_nodes("alpha") == {"cp1", "w1", "w2"}
+    assert {n["metadata"]["name"] for n in nodes} == inventory_nodes("alpha") == set(NODE_IPS)
     for node in nodes:
         ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True", node["metadata"]["name"]
@@ -94,7 +94,7 @@ def test_live_ranges_are_the_plans(cp, plan):
 def test_kube_proxy_runs_in_nftables_mode(cp):
     config = yaml.safe_load(kubectl(cp, "-n kube-system get configmap kube-proxy -o 'jsonpath={.data.config\\.conf}'"))
     assert config["mode"] == "nftables"
-    for name in ("cp1", "w1", "w2"):
+    for name in NODE_IPS:
         table = lab_host(name).run("nft list table ip kube-proxy")
         assert table.rc == 0 and "services" in table.stdout, name
 
