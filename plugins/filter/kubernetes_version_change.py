@@ -14,7 +14,7 @@ version_added: "0.1.0"
 short_description: Classify a change of Kubernetes version (none, patch, minor, downgrade, skip)
 description:
   - Compares the version a node runs with the one the inventory asks for (C(kubernetes_version)), both written
-    C(v<major>.<minor>.<patch>) (C(v1.33.13)).
+    C(v<major>.<minor>.<patch>) (C(v1.30.2)).
   - C(none) when they are equal, C(patch) for a newer patch release of the same minor, C(minor) for the next minor
     (any patch), C(downgrade) for an older version, C(skip) for a jump of more than one minor (kubeadm upgrades one
     minor at a time), C(major) for another major version.
@@ -47,13 +47,13 @@ _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 
 
 def parse_version(value: object, what: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of a version written v1.33.13; anything else is an error naming the value."""
+    """(major, minor, patch) of a version written v1.30.2; anything else is an error naming the value."""
     match = _VERSION.fullmatch(str(value).strip())
     if not match:
         fix = ("set kubernetes_version that way" if what.startswith("the wanted") else
                "the node's kubelet or kube-apiserver manifest names no release; repair its Kubernetes install")
         raise AnsibleFilterError(f"kubernetes_version_change: {what} {value!r} is not a Kubernetes release written "
-                                 f"v<major>.<minor>.<patch> (e.g. v1.33.13): {fix}.")
+                                 f"v<major>.<minor>.<patch> (e.g. v1.30.2): {fix}.")
     major, minor, patch = (int(part) for part in match.groups())
     return major, minor, patch
 
