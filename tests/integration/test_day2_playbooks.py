@@ -54,3 +54,11 @@ def test_etcd_restore_needs_a_snapshot_file(inventory, tmp_path):
 def test_credentials_written_beside_an_inventory_are_ignored_by_git(path):
     check = subprocess.run(["git", "check-ignore", "--quiet", path], cwd=ROOT, check=False)
     assert check.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_upgrade_needs_a_cluster_of_the_inventory(inventory):
+    output = refused(inventory, "upgrade.yml")
+    assert ("upgrade.yml needs the cluster to upgrade: -e cluster=<name> (clusters of this inventory: north, south, west),"
+            " and the version in kubernetes_version.") in output
+    output = refused(inventory, "upgrade.yml", "cluster=east")
+    assert "(got east, which is not one; clusters of this inventory: north, south, west)" in output
