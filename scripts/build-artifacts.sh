@@ -217,11 +217,13 @@ k8s_cmds=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-sc
 (cd "$k8s_src" && gobuild -ldflags "$ldflags" -o "$STAGE/" "${k8s_cmds[@]/#/k8s.io/kubernetes/cmd/}")
 mv "$STAGE"/{kubeadm,kubelet,kubectl} "$WORK/bin/"
 # Only the substitutes the binaries really contain (their build info names each module and its replacement).
-built_deps=$(for cmd in "${k8s_cmds[@]}"; do go version -m "$STAGE/$cmd" "$WORK/bin/$cmd" 2>/dev/null; done)
+built_deps=$(for cmd in "${k8s_cmds[@]}"; do
+    for f in "$STAGE/$cmd" "$WORK/bin/$cmd"; do if [[ -f $f ]]; then go version -m "$f"; fi; done
+done | tr -s '\t ' ' ')
 used_substitutes=()
 for sub in "${substitutes[@]}"; do
     read -r mod _ _ use <<<"$sub"
-    if grep -q "=> $mod $use" <<<"$built_deps"; then
+    if grep -qF " => $mod $use " <<<"$built_deps"; then
         used_substitutes+=("$sub")
         log "    substitute: $mod $use (the proxy refuses $staging_version)"
     fi
