@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.archipelago.clusters.plugins.plugin_utils.filters import fail
 
 DOCUMENTATION = r"""
 name: kubernetes_version_change
@@ -52,8 +52,8 @@ def parse_version(value: object, what: str) -> tuple[int, int, int]:
     if not match:
         fix = ("set kubernetes_version that way" if what.startswith("the wanted") else
                "the node's kubelet or kube-apiserver manifest names no release; repair its Kubernetes install")
-        raise AnsibleFilterError(f"kubernetes_version_change: {what} {value!r} is not a Kubernetes release written "
-                                 f"v<major>.<minor>.<patch> (e.g. v1.30.2): {fix}.")
+        fail("kubernetes_version_change", f"{what} {value!r} is not a Kubernetes release written v<major>.<minor>.<patch> "
+                                          f"(e.g. v1.30.2): {fix}.")
     major, minor, patch = (int(part) for part in match.groups())
     return major, minor, patch
 
