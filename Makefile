@@ -44,12 +44,18 @@ lab-up: setup
 lab-down: setup
 	ansible-playbook playbooks/lab.yml -e lab_state=absent
 
-# Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE). Calico's
-# images too (--calico, minutes of Go) when one of CALICO_INVENTORIES sets `cni: calico`: the lab inventory for
-# `make lab`, the molecule scenarios as well for `make test` and `make bench-dataplane`.
+# Offline Kubernetes artifacts (binaries and images), built from Go modules into $(ARCHIPELAGO_CACHE): versions.yml's
+# Kubernetes, then every other version an inventory or scenario under KUBERNETES_INVENTORIES names with
+# `kubernetes_version:` (the cluster scenario's older one, which it upgrades from). Calico's images too (--calico,
+# minutes of Go) when one of CALICO_INVENTORIES sets `cni: calico`: the lab inventory for `make lab`, the molecule
+# scenarios as well for `make test` and `make bench-dataplane`. Each is skipped when already built.
 CALICO_INVENTORIES ?= inventories/lab
+KUBERNETES_INVENTORIES ?= inventories molecule
 artifacts: host-packages go-toolchain
 	scripts/build-artifacts.sh $(if $(shell grep -rlsE '^[[:space:]]*cni:[[:space:]]*calico' $(CALICO_INVENTORIES)),--calico)
+	for version in $$(scripts/artifacts/inventory-versions.sh $(KUBERNETES_INVENTORIES)); do \
+		KUBERNETES_VERSION=$$version scripts/build-artifacts.sh || exit 1; \
+	done
 
 # Everything CI runs. The lab is brought up (and left up) so the lab safety tests run against it.
 test: export ARCHIPELAGO_REQUIRE_LAB = 1

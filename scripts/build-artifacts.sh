@@ -56,6 +56,7 @@ ARCHIPELAGO_CACHE=${ARCHIPELAGO_CACHE:-/var/cache/archipelago}
 ARTIFACTS_DIR=$ARCHIPELAGO_CACHE/artifacts/kubernetes-$KUBERNETES_VERSION
 ARCHIPELAGO_FORCE=${ARCHIPELAGO_FORCE:-0}            # 1: rebuild even if VERSIONS matches
 NICE=${ARCHIPELAGO_NICE:-10}                         # the compilers share the machine
+STAGING_FALLBACK_PATCHES=${STAGING_FALLBACK_PATCHES:-3} # how far a refused staging module may move (see below)
 
 # The stamp this run would write. Compared with the existing one before any work is done.
 WANTED_VERSIONS="kubernetes=$KUBERNETES_VERSION
@@ -180,6 +181,33 @@ k8s_gomod=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)
 staging_replaces=$(sed -n 's|^\s*\(k8s.io/[^ ]*\) => \./staging/src/.*$|\t\1 => \1 '"$staging_version"'|p' "$k8s_gomod")
 [[ -n $staging_replaces ]] || die "no staging modules found in $k8s_gomod"
 log "    $(wc -l <<<"$staging_replaces") staging modules -> $staging_version"
+# The Go proxy reachable here refuses some staging modules at some patch releases (403 "This module version is not
+# available"; at v0.33.12: k8s.io/cli-runtime, cri-api, externaljwt and kube-proxy). Such a module is taken at the
+# next patch release of the same minor that the proxy serves (at most STAGING_FALLBACK_PATCHES later), and every
+# substitution is printed and written to STAGING_SUBSTITUTES in the artifacts, which is then not a pure release build.
+# A version whose staging modules are all served (v1.33.13) substitutes nothing and has no such file.
+k8s_patch=${KUBERNETES_VERSION##*.}
+substitutes=()
+resolved_replaces=
+while read -r mod _ _ _; do
+    use=$staging_version
+    if ! go mod download "$mod@$staging_version" 2>/dev/null; then
+        use=
+        for ((p = k8s_patch + 1; p <= k8s_patch + STAGING_FALLBACK_PATCHES; p++)); do
+            if go mod download "$mod@v0.$k8s_minor.$p" 2>/dev/null; then use=v0.$k8s_minor.$p; break; fi
+        done
+        if [[ -n $use ]]; then
+            substitutes+=("$mod $staging_version -> $use")
+        else
+            # Modules the seven binaries do not import (sample-apiserver, ...) need not be served; `go build` says
+            # which one it misses if one it does import is refused.
+            use=$staging_version
+            log "    not served: $mod $staging_version nor the next $STAGING_FALLBACK_PATCHES patch releases (left as is)"
+        fi
+    fi
+    resolved_replaces+=$'\t'"$mod => $mod $use"$'\n'
+done <<<"$staging_replaces"
+staging_replaces=${resolved_replaces%$'\n'}
 
 k8s_src=$ARCHIPELAGO_CACHE/src/kubernetes-$KUBERNETES_VERSION
 mkdir -p "$k8s_src"
@@ -202,6 +230,22 @@ done
 k8s_cmds=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 (cd "$k8s_src" && gobuild -ldflags "$ldflags" -o "$STAGE/" "${k8s_cmds[@]/#/k8s.io/kubernetes/cmd/}")
 mv "$STAGE"/{kubeadm,kubelet,kubectl} "$WORK/bin/"
+# Only the substitutes the binaries really contain (their build info names each module and its replacement).
+built_deps=$(for cmd in "${k8s_cmds[@]}"; do
+    for f in "$STAGE/$cmd" "$WORK/bin/$cmd"; do if [[ -f $f ]]; then go version -m "$f"; fi; done
+done | tr -s '\t ' ' ')
+used_substitutes=()
+for sub in "${substitutes[@]}"; do
+    read -r mod _ _ use <<<"$sub"
+    if grep -qF " => $mod $use " <<<"$built_deps"; then
+        used_substitutes+=("$sub")
+        log "    substitute: $mod $use (the proxy refuses $staging_version)"
+    fi
+done
+if ((${#used_substitutes[@]})); then
+    printf '%s\n' "# staging modules the Go proxy refused at $staging_version, built at the next patch release it serves" \
+        "${used_substitutes[@]}" >"$WORK/STAGING_SUBSTITUTES"
+fi
 "$WORK/bin/kubeadm" version -o short | grep -qx "$KUBERNETES_VERSION" ||
     die "kubeadm reports $("$WORK/bin/kubeadm" version -o short), expected $KUBERNETES_VERSION"
 step_done

@@ -68,3 +68,11 @@ def test_remove_node_refuses_a_clusters_last_control_plane(inventory):
     assert ("remove-node.yml refuses to remove north-cp1: it is every control plane of cluster north, which would be left"
             " without an API or etcd. Keep at least one, or destroy the whole cluster with playbooks/reset.yml"
             " -e reset_clusters=north.") in output
+
+
+def test_upgrade_needs_a_cluster_of_the_inventory(inventory):
+    output = refused(inventory, "upgrade.yml")
+    assert ("upgrade.yml needs the cluster to upgrade: -e cluster=<name> (clusters of this inventory: north, south, west),"
+            " and the version in kubernetes_version.") in output
+    output = refused(inventory, "upgrade.yml", "cluster=east")
+    assert "(got east, which is not one; clusters of this inventory: north, south, west)" in output

@@ -445,3 +445,39 @@ def test_the_plan_reaches_the_limited_hosts(tmp_path, limit):
         cluster = host.split("-")[0]
         recorded = json.loads((tmp_path / f"limited-{host}.json").read_text())
         assert recorded == {"init": f"{cluster}-cp1", "pods": lock["clusters"][cluster]["pod_cidrs"]}
+
+
+def test_a_cluster_with_two_kubernetes_versions_is_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("vars: {cluster_name: birch}", "vars: {cluster_name: birch, kubernetes_version: v1.30.4}"))
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "birch-cp1.yml").write_text("kubernetes_version: v1.30.5\n")
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert "Cluster birch has kubernetes_version v1.30.5, v1.30.4; set one version per cluster" in " ".join(result.stdout.split()), \
+        result.stdout[-2000:]
+    assert not (inventory / ".archipelago" / "network-plan.lock.yml").exists()
+
+
+def test_a_kubernetes_version_without_its_v_is_refused(tmp_path):
+    inventory = copy_example("flat", tmp_path)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("vars: {cluster_name: birch}", "vars: {cluster_name: birch, kubernetes_version: 1.30.4}"))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert "Cluster birch has kubernetes_version 1.30.4; set one version per cluster, on the cluster's group, written like v1.30.2" \
+        in " ".join(result.stdout.split()), result.stdout[-2000:]
+
+
+@pytest.mark.parametrize("variable", ["node_kubernetes_version: 1.30.4", "kubeadm_control_plane_kubernetes_version: v1.30.4"])
+def test_the_roles_version_variables_are_refused_in_the_inventory(tmp_path, variable):
+    """kubernetes_version is the one name of a cluster's version: site.yml sets the roles' from it, so theirs would be ignored."""
+    inventory = copy_example("flat", tmp_path)
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "birch-cp1.yml").write_text(variable + "\n")
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert f"birch-cp1 sets {variable.split(':')[0]} in the inventory" in output, result.stdout[-2000:]
+    assert "replace it with kubernetes_version: v1.30.4" in output

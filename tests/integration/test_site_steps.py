@@ -14,7 +14,8 @@ VMS = ROOT / "inventories" / "example-vms"
 PLAN_DIR = ".archipelago"  # where plan.yml writes the lock, report and diagram, beside the inventory
 GENERATED = ("network-plan.lock.yml", "network-plan.md", "network-plan.svg")
 STEPS = {
-    "plan": ["Plan the network", "Hand each cluster its slice of the plan"],
+    # The version guard runs with every step too: `--tags node` alone would otherwise swap a running node's binaries.
+    "plan": ["Plan the network", "Hand each cluster its slice of the plan", "Refuse a Kubernetes version change outside upgrade.yml"],
     "node": ["Prepare the Kubernetes nodes"],
     "kubernetes": ["Initialise each cluster on its first control plane", "Join further control planes, one at a time",
                    "Join the workers", "Delete the bootstrap tokens the joins made"],

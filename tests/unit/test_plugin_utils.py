@@ -11,6 +11,8 @@ from ansible_collections.archipelago.clusters.plugins.plugin_utils import filter
 
 FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
 NAMES = sorted(p.stem for p in FILTER_DIR.glob("*.py"))
+# The filters that work on addresses (all but kubernetes_version_change): each takes netaddr from plugin_utils.
+NETADDR_NAMES = [name for name in NAMES if "netaddr" in (FILTER_DIR / f"{name}.py").read_text()]
 
 
 def _filter(name: str):
@@ -19,12 +21,13 @@ def _filter(name: str):
 
 
 def test_every_filter_file_holds_one_filter_named_after_it():
-    assert len(NAMES) == 9
+    assert len(NAMES) == 10
+    assert len(NETADDR_NAMES) == 9
     for name in NAMES:
         assert callable(_filter(name)), name
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NETADDR_NAMES)
 def test_a_missing_netaddr_names_the_filter_and_the_fix(monkeypatch, name):
     monkeypatch.setattr(shared, "netaddr", None)
     function = _filter(name)
