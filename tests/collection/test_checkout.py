@@ -47,8 +47,15 @@ def test_molecule_s_environment_finds_the_checkout_s_filters(tmp_path):
 
 
 def test_every_scenario_that_runs_the_roles_can_find_the_collection():
-    """The roles' defaults use archipelago.clusters.version, so every scenario with the roles needs the collection too."""
+    """The roles' defaults use archipelago.clusters.version, so every scenario with the roles needs the collection too:
+    the checkout's link, or (the node scenario, a consumer's view) the tarball its prepare step installs."""
     for path in sorted(ROOT.glob("molecule/*/molecule.yml")):
         env = yaml.safe_load(path.read_text())["provisioner"].get("env") or {}
-        if "ANSIBLE_ROLES_PATH" in env:
-            assert env.get("ANSIBLE_COLLECTIONS_PATH") == "${MOLECULE_PROJECT_DIRECTORY}/collections", path
+        if "ANSIBLE_ROLES_PATH" not in env:
+            continue
+        collections = env.get("ANSIBLE_COLLECTIONS_PATH")
+        if collections == "${MOLECULE_EPHEMERAL_DIRECTORY}/collections":
+            prepare = (path.parent / "prepare.yml").read_text()
+            assert "ansible-galaxy, collection, build" in prepare and "ansible-galaxy, collection, install" in prepare, path
+        else:
+            assert collections == "${MOLECULE_PROJECT_DIRECTORY}/collections", path
