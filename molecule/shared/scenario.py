@@ -1,6 +1,6 @@
 """What the molecule scenarios' testinfra tests share: a bounded TCP probe, an echo server that reports the client
-address it sees, a poll with a deadline, a re-run of one of the scenario's playbooks with JSON output, and the
-inventory's Kubernetes nodes of a cluster. Imported from a scenario's tests/ through sys.path."""
+address it sees, a poll with a deadline, a re-run of one of the scenario's playbooks with JSON output, playbooks/verify.yml
+with its JUnit outcomes, and the inventory's Kubernetes nodes of a cluster. Imported from a scenario's tests/ through sys.path."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,3 +102,21 @@ def inventory_nodes(cluster: str) -> frozenset[str]:
     if not nodes:
         raise AssertionError(f"the inventory has no Kubernetes nodes in cluster {cluster}: {sorted(groups)}")
     return frozenset(nodes)
+
+
+def run_verify_playbook(ephemeral: Path, words: int = 1) -> dict:
+    """Run playbooks/verify.yml (the users' checks) against the scenario and read its JUnit report: a mapping from
+    (cluster, the first `words` words of the check's name, padded with "") to the set of outcomes (PASS, FAIL, SKIP)
+    recorded under that key. Fails the calling test when the playbook fails."""
+    report = ephemeral / "verify-check.xml"
+    report.unlink(missing_ok=True)
+    started = time.monotonic()
+    rc, _, text = run_playbook(REPO / "playbooks" / "verify.yml")
+    print(f"playbooks/verify.yml took {time.monotonic() - started:.0f} s")
+    assert rc == 0, text[-4000:]
+    status: dict = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        outcome = "FAIL" if case.find("failure") is not None else "SKIP" if case.find("skipped") is not None else "PASS"
+        name = (case.get("name").split() + [""] * words)[:words]
+        status.setdefault((case.get("classname"), *name), set()).add(outcome)
+    return status

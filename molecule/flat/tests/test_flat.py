@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario import ask, echo_server, inventory_nodes, run_playbook, wait_for
+from scenario import ask, echo_server, inventory_nodes, run_playbook, run_verify_playbook, wait_for
 
 PREFIX = "arch-mol-flat-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -278,16 +277,7 @@ def test_verify_playbook_passes_every_flat_check_and_leaves_nothing():
     and the ranges; flat mode, each cluster's pod to the other's pod by pod IP with the source kept, and the external
     host to a pod of each cluster, seen with its own address. Its JUnit XML must hold every check as passed (beta has
     one node: only its cross-node check is skipped), and its namespace must be gone."""
-    report = EPHEMERAL / "verify-check.xml"
-    report.unlink(missing_ok=True)
-    started = time.monotonic()
-    rc, changed, text = run_playbook(REPO / "playbooks" / "verify.yml")
-    print(f"playbooks/verify.yml took {time.monotonic() - started:.0f} s")
-    assert rc == 0, text[-4000:]
-    status = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        outcome = "FAIL" if case.find("failure") is not None else "SKIP" if case.find("skipped") is not None else "PASS"
-        status.setdefault((case.get("classname"), case.get("name").split()[0]), set()).add(outcome)
+    status = run_verify_playbook(EPHEMERAL)
     for cluster in ("alpha", "beta"):
         for check in ("nodes-ready", "pod-range", "service-range", "test-pods-ready", "pod-localhost", "pod-same-node",
                       "service-dns", "cross-cluster-pod", "external-to-pod"):

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario import ask, run_playbook, wait_for
+from scenario import ask, run_playbook, run_verify_playbook, wait_for
 
 PREFIX = "arch-mol-island-"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -145,17 +144,7 @@ def test_verify_playbook_passes_every_check_and_leaves_nothing(capture):
     """playbooks/verify.yml, the users' checks, against this scenario: the traffic checks inside each cluster, the
     cross-cluster exports, egress and ingress by VIP, and the closed ports. Its JUnit XML must hold each check as passed
     (one node per cluster: only the cross-node check is skipped), and its namespace must be gone."""
-    report = EPHEMERAL / "verify-check.xml"
-    report.unlink(missing_ok=True)
-    started = time.monotonic()
-    rc, changed, text = run_playbook(REPO / "playbooks" / "verify.yml")
-    print(f"playbooks/verify.yml took {time.monotonic() - started:.0f} s")
-    assert rc == 0, text[-4000:]
-    cases = ET.parse(report).getroot().iter("testcase")
-    status = {}
-    for case in cases:
-        outcome = "FAIL" if case.find("failure") is not None else "SKIP" if case.find("skipped") is not None else "PASS"
-        status.setdefault((case.get("classname"), case.get("name").split()[0]), set()).add(outcome)
+    status = run_verify_playbook(EPHEMERAL)
     for cluster in ("alpha", "beta"):
         for check in ("nodes-ready", "pod-range", "service-range", "test-pods-ready", "pod-localhost", "pod-same-node", "service-dns",
                       "cross-cluster-export", "egress-external", "ingress-vip", "gateway-closed"):
