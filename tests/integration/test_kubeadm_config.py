@@ -153,3 +153,69 @@ def test_flannel_manifest_carries_the_plan(tmp_path):
     assert net_conf["Backend"] == {"Type": "vxlan", "VNI": 1, "Port": 8472, "DirectRouting": False, "MTU": 1400}
     args = docs["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--ip-masq=false" in args and "--iface=eth0" in args
+
+
+def test_an_ipv6_only_plan_configures_a_cluster_kubeadm_accepts(kubeadm, tmp_path):
+    """Issue 15's IPv6-only cluster, from the plan to kubeadm: the planner's ranges for an IPv6-only flat plan go into
+    the init, join and flannel configurations exactly as playbooks/kubernetes.yml and cni.yml pass them, with IPv6
+    node and API addresses, and kubeadm's own validation accepts the result."""
+    from network_plan import plan_network
+
+    plan = plan_network(
+        {
+            "model": "flat",
+            "ip_families": ["ipv6"],
+            "pools": {"pods": {"ipv6": ["fd48::/48"]}, "services": {"ipv6": ["fd97::/108"]}},
+            "node_networks": ["fd00:219::/64"],
+            "clusters": {"six": {"nodes": 4}},
+        }
+    )["clusters"]["six"]
+    assert all(":" in cidr for cidr in plan["pod_cidrs"] + plan["service_cidrs"]), plan
+
+    init = tmp_path / "init.yaml"
+    init_text = render(
+        "kubeadm_control_plane",
+        "kubeadm-init.yaml.j2",
+        {
+            "kubeadm_control_plane_pod_subnets": plan["pod_cidrs"],
+            "kubeadm_control_plane_service_subnets": plan["service_cidrs"],
+            "kubeadm_control_plane_node_cidr_mask_sizes": plan["node_cidr_mask_sizes"],
+            "kubeadm_control_plane_max_pods": plan["max_pods_per_node"],
+            "kubeadm_control_plane_advertise_address": "fd00:219::11",
+            "kubeadm_control_plane_node_ips": ["fd00:219::11"],
+            "kubeadm_control_plane_endpoint": "[fd00:219::10]:6443",
+            "kubeadm_control_plane_cluster_name": "six",
+        },
+        init,
+    )
+    result = validate(kubeadm, init)
+    assert result.returncode == 0, result.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(init_text) if d}
+    networking = docs["ClusterConfiguration"]["networking"]
+    assert (networking["podSubnet"], networking["serviceSubnet"]) == (plan["pod_cidrs"][0], plan["service_cidrs"][0])
+    assert docs["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"] == "fd00:219::11"
+    assert docs["ClusterConfiguration"]["controlPlaneEndpoint"] == "[fd00:219::10]:6443"
+    assert docs["KubeletConfiguration"]["maxPods"] == plan["max_pods_per_node"]
+
+    join = tmp_path / "join.yaml"
+    render(
+        "kubeadm_node",
+        "kubeadm-join.yaml.j2",
+        {
+            "kubeadm_node_join_command": {
+                "stdout": "kubeadm join [fd00:219::10]:6443 --token abcdef.0123456789abcdef "
+                "--discovery-token-ca-cert-hash sha256:" + "0" * 64
+            },
+            "kubeadm_node_upload_certs": {"stdout_lines": ["[upload-certs] Using certificate key:", "1" * 64]},
+            "kubeadm_node_control_plane": True,
+            "kubeadm_node_advertise_address": "fd00:219::12",
+            "kubeadm_node_node_ips": ["fd00:219::12"],
+        },
+        join,
+    )
+    result = validate(kubeadm, join)
+    assert result.returncode == 0, result.stderr
+
+    flannel = render("cni_flannel", "kube-flannel.yml.j2", {"cni_flannel_network": plan["flannel"]}, tmp_path / "flannel.yml")
+    net_conf = json.loads(next(d for d in yaml.safe_load_all(flannel) if d and d["kind"] == "ConfigMap")["data"]["net-conf.json"])
+    assert (net_conf["EnableIPv4"], net_conf["EnableIPv6"], net_conf["IPv6Network"]) == (False, True, plan["pod_cidrs"][0])
