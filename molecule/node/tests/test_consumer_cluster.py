@@ -83,3 +83,18 @@ def test_verify_playbook_proves_the_four_traffic_patterns_in_both_families():
             assert status.get(("alpha", check, family)) == {"PASS"}, (check, family, status)
     assert all(outcomes == {"PASS"} or outcomes == {"SKIP"} for outcomes in status.values()), status
     assert "archipelago-verify" not in kubectl("get namespaces -o name")
+
+
+def test_only_the_control_plane_holds_the_control_plane_images():
+    """The node role imports kube-apiserver, kube-controller-manager, kube-scheduler and etcd on control planes only:
+    a worker never runs them, and importing them cost the first converge a copy and an import per worker."""
+    control_plane_images = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+    def held(name: str) -> set[str]:
+        images = testinfra.get_host(f"podman://arch-mol-node-{name}").check_output("ctr --namespace k8s.io images list --quiet")
+        return {image.rsplit("/", 1)[-1].split(":")[0] for image in images.splitlines()}
+
+    cp1, w1 = held("cp1"), held("w1")
+    assert set(control_plane_images) <= cp1, cp1
+    assert not set(control_plane_images) & w1, w1
+    assert {"kube-proxy", "pause"} <= w1, w1
