@@ -29,6 +29,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,14 +39,17 @@ GATEWAYS = ("alpha-gw", "alpha-gw2")
 INTERNAL_VIP = "10.223.1.10"
 NODE, EXT = "10.223.1.11", "10.223.0.100"
 ECHO_PORT = 7100
+ECHO_MATCH = f"socat TCP-LISTE[N]:{ECHO_PORT}"  # a pattern that does not match the shell that runs pkill
 GAP_GOAL = 2.0
 CONNTRACKD = "conntrackd -C /etc/conntrackd/conntrackd.conf"
 
-# One long-lived TCP connection: one byte every INTERVAL, each echo awaited (10 s at most), for DURATION seconds.
-# Prints {"echoes", "max_gap", "error"} as JSON: error is null when the connection lived to the end.
+# One long-lived TCP connection: one byte every INTERVAL, each echo awaited (10 s at most), until the file STOP exists
+# (DURATION seconds at most). It creates READY after 20 echoes. Prints {"echoes", "max_gap", "error"} as JSON: error is
+# null when the connection lived to the end.
 ECHO_CLIENT = r"""
-import json, socket, sys, time
-address, port, duration, interval, ready = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+import json, os, socket, sys, time
+address, port, ready, stop = sys.argv[1], int(sys.argv[2]), sys.argv[5], sys.argv[6]
+duration, interval = float(sys.argv[3]), float(sys.argv[4])
 echoes, last, max_gap, error = 0, None, 0.0, None
 try:
     s = socket.create_connection((address, port), timeout=5)
@@ -53,7 +57,7 @@ try:
     s.settimeout(10)
     end = time.monotonic() + duration
     last = time.monotonic()
-    while time.monotonic() < end:
+    while time.monotonic() < end and not os.path.exists(stop):
         s.sendall(b"x")
         if s.recv(1) != b"x":
             raise OSError("connection closed by the peer")
@@ -81,13 +85,24 @@ def sh(host: str, command: str, timeout: float = 60, check: bool = True, stdin: 
     return proc.stdout
 
 
-def spawn(host: str, argv: list[str], stdin: str | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(["podman", "exec", "-i", f"{PREFIX}{host}", *argv], env=podman_env(), text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if stdin is not None:
-        proc.stdin.write(stdin)
-    proc.stdin.close()
-    return proc
+class Spawned:
+    """A command in a lab host, in the background; its output goes to a temporary file (ping's is larger than a pipe)."""
+
+    def __init__(self, host: str, argv: list[str], stdin: str | None = None):
+        self.out = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(["podman", "exec", "-i", f"{PREFIX}{host}", *argv], env=podman_env(), text=True,
+                                     stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT)
+        self.proc.stdin.write(stdin or "")
+        self.proc.stdin.close()
+
+    def result(self, timeout: float) -> str:
+        self.proc.wait(timeout=timeout)
+        self.out.seek(0)
+        return self.out.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
 
 
 def wait_for(condition, timeout: float, step: float = 0.5) -> bool:
@@ -134,16 +149,21 @@ def synchronised(backup: str, ports: int = 1) -> bool:
 
 def start_echo_servers(seconds: int) -> None:
     for host in ("ext1", "alpha-cp1"):
-        sh(host, f"pkill -f 'socat TCP-LISTEN:{ECHO_PORT}' || true; (timeout {seconds} socat TCP-LISTEN:{ECHO_PORT},fork,reuseaddr PIPE "
-                 ">/dev/null 2>&1 &)")
+        stop_echo_server(host)
+        sh(host, f"setsid timeout {seconds} socat TCP-LISTEN:{ECHO_PORT},fork,reuseaddr PIPE "
+                 "</dev/null >/dev/null 2>&1 &")
     for host in ("ext1", "alpha-cp1"):
         if not wait_for(lambda h=host: f":{ECHO_PORT} " in sh(h, "ss -ltn"), 15):
             raise RuntimeError(f"the echo server on {host} is not listening")
 
 
+def stop_echo_server(host: str) -> None:
+    sh(host, f"pkill -f '{ECHO_MATCH}' || true", check=False)
+
+
 def stop_echo_servers() -> None:
     for host in ("ext1", "alpha-cp1"):
-        sh(host, f"pkill -f 'socat TCP-LISTEN:{ECHO_PORT}' || true", check=False)
+        stop_echo_server(host)
 
 
 def ping_gap(output: str) -> tuple[float, int, int]:
@@ -154,56 +174,63 @@ def ping_gap(output: str) -> tuple[float, int, int]:
     return max(gaps) if gaps else float("inf"), len(stamps), int(sent.group(1)) if sent else 0
 
 
-def failover_round(vip: str, connections: int = 2, before: float = 3.0, after: float = 8.0, restart: bool = True) -> dict:
+def failover_round(vip: str, connections: int = 2, before: float = 2.0, after: float = 6.0, restart: bool = True) -> dict:
     """One failover: streams through the active gateway, `podman stop` it, count what survived, bring it back."""
     active = active_gateway()
     backup = next(g for g in GATEWAYS if g != active)
-    duration = before + after + 6  # the clients outlive the stop and the takeover
-    ready = "/tmp/archipelago-failover.ready"
+    limit = 90  # seconds: every stream stops by then whatever happens
+    marks = "/tmp/archipelago-failover"
     for host in ("alpha-cp1", "ext1"):
-        sh(host, f"rm -f {ready}.*")
-    interval, count = 0.02, int(duration / 0.02)
-    ping = spawn("alpha-cp1", ["timeout", str(int(duration + 10)), "ping", "-D", "-n", "-i", str(interval), "-c", str(count),
-                               "-W", "1", EXT])
+        sh(host, f"rm -f {marks}.*")
+    interval = 0.02
+    ping = Spawned("alpha-cp1", ["timeout", str(limit + 10), "ping", "-D", "-n", "-i", str(interval), "-c", str(int(limit / interval)),
+                                 "-W", "1", EXT])
     clients = []
     for i in range(connections):
-        clients.append(("egress", spawn("alpha-cp1", ["timeout", str(int(duration + 20)), "python3", "-", EXT, str(ECHO_PORT),
-                                                      str(duration), "0.05", f"{ready}.e{i}"], ECHO_CLIENT)))
-        clients.append(("export", spawn("ext1", ["timeout", str(int(duration + 20)), "python3", "-", vip, str(ECHO_PORT),
-                                                 str(duration), "0.05", f"{ready}.x{i}"], ECHO_CLIENT)))
+        for kind, host, address in (("egress", "alpha-cp1", EXT), ("export", "ext1", vip)):
+            argv = ["timeout", str(limit + 20), "python3", "-", address, str(ECHO_PORT), str(limit), "0.05", f"{marks}.ready.{kind}{i}",
+                    f"{marks}.stop"]
+            clients.append((kind, Spawned(host, argv, ECHO_CLIENT)))
+    stopped = False
     try:
         # Every connection is up and echoing, and the backup has received all of them, before the active gateway stops.
         def echoing() -> bool:
-            return all(sh(h, f"ls {ready}.* 2>/dev/null | wc -l").strip() == str(connections) for h in ("alpha-cp1", "ext1"))
+            return all(sh(h, f"ls {marks}.ready.* 2>/dev/null | wc -l").strip() == str(connections) for h in ("alpha-cp1", "ext1"))
 
         if not wait_for(echoing, 30):
             raise RuntimeError("the long-lived connections did not start echoing")
-        synced = wait_for(lambda: synchronised(backup, 2 * connections), 20)
-        time.sleep(max(0.0, before - 1))
+        if not wait_for(lambda: synchronised(backup, 2 * connections), 30):
+            raise RuntimeError(f"the backup {backup} did not receive the connections: conntrackd -e shows\n{external_cache(backup)}")
+        time.sleep(before)
         stopped_at = time.monotonic()
+        stopped = True
         subprocess.run(["podman", "stop", "-t", "10", f"{PREFIX}{active}"], env=podman_env(), check=True, capture_output=True, timeout=60)
         stop_seconds = time.monotonic() - stopped_at
         took_over = wait_for(lambda: holds_vip(backup), 10, step=0.2)
+        time.sleep(after)
+        for host in ("alpha-cp1", "ext1"):
+            sh(host, f"touch {marks}.stop")
+        sh("alpha-cp1", "pkill -INT -f '[p]ing -D -n -i' || true", check=False)
         results = []
-        for kind, proc in clients:
-            out, err = proc.communicate(timeout=duration + 40)
+        for kind, client in clients:
+            out = client.result(timeout=30)
             try:
                 results.append({"kind": kind, **json.loads(out.strip().splitlines()[-1])})
             except (IndexError, ValueError):
-                results.append({"kind": kind, "echoes": 0, "max_gap": None, "error": f"no result: {err[-500:]}"})
-        out, _ = ping.communicate(timeout=duration + 30)
+                results.append({"kind": kind, "echoes": 0, "max_gap": None, "error": f"no result: {out[-500:]}"})
+        out = ping.result(timeout=30)
     finally:
-        for _, proc in clients:
-            if proc.poll() is None:
-                proc.kill()
-        if ping.poll() is None:
-            ping.kill()
+        for _, client in clients:
+            client.kill()
+        ping.kill()
+        if stopped and restart:
+            back = bring_back(active, backup)
     gap, replies, sent = ping_gap(out)
-    outcome = {"active": active, "backup": backup, "synchronised_before": synced, "took_over": took_over, "stop_s": round(stop_seconds, 1),
+    outcome = {"active": active, "backup": backup, "took_over": took_over, "stop_s": round(stop_seconds, 1),
                "gap_s": round(gap, 3), "ping_replies": replies, "ping_sent": sent,
                "survived": sum(1 for r in results if r["error"] is None), "connections": len(results), "clients": results}
     if restart:
-        outcome.update(bring_back(active, backup))
+        outcome.update(back)
     return outcome
 
 
@@ -239,7 +266,7 @@ def main() -> int:
             print(f"round {number + 1}: {outcome['active']} stopped ({outcome['stop_s']} s), gap {outcome['gap_s']} s "
                   f"({outcome['ping_replies']} of {outcome['ping_sent']} pings answered), "
                   f"{outcome['survived']} of {outcome['connections']} "
-                  f"connections survived, backup synchronised before: {outcome['synchronised_before']}, returned as backup: "
+                  f"connections survived, returned as backup: "
                   f"{outcome['returned_as_backup']}, addresses kept by the survivor: {outcome['kept_by_survivor']}", flush=True)
             for client in outcome["clients"]:
                 if client["error"]:

@@ -247,7 +247,8 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
                 continue
             if len(seen) > 1:
                 described = "; ".join(f"{'(unset)' if value is None else value} on {', '.join(hosts)}" for value, hosts in seen.items())
-                _fail(f"the gateways of cluster {cluster} disagree on {key} ({described}); set it once, on the group of the cluster's gateways")
+                _fail(f"the gateways of cluster {cluster} disagree on {key} ({described}); "
+                      "set it once, on the group of the cluster's gateways")
             value = next(iter(seen))
             if value is None:
                 _fail(
@@ -264,7 +265,8 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
                 _fail(f"cluster {cluster}: {key} {vip} is IPv6; the island gateway serves IPv4 only: give a free IPv4 address")
             label = _inside(context["ranges"], vip)
             if label:
-                _fail(f"cluster {cluster}: {key} {vip} is inside {label}; give an address outside every planned pod, service and global range")
+                _fail(f"cluster {cluster}: {key} {vip} is inside {label}; "
+                      "give an address outside every planned pod, service and global range")
             if key == "gateway_internal_vip" and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
                 known = ", ".join(str(n) for n in context["node_networks"])
                 _fail(
@@ -275,9 +277,11 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
                 _fail(f"cluster {cluster}: {key} {vip} is host {context['owners'][vip][0]}'s node address; give an address no host has")
             for host in context["other_hosts"]:
                 if vip in _lenient_addresses(host, hostvars):
-                    _fail(f"cluster {cluster}: {key} {vip} is host {host}'s address (node_ips or ansible_host); give an address no host has")
+                    _fail(f"cluster {cluster}: {key} {vip} is host {host}'s address (node_ips or ansible_host); "
+                          "give an address no host has")
             if vip in context["vips"]:
-                _fail(f"cluster {cluster}: {key} {vip} is already {context['vips'][vip]}'s virtual address; every virtual address is its own")
+                _fail(f"cluster {cluster}: {key} {vip} is already {context['vips'][vip]}'s virtual address; "
+                      "every virtual address is its own")
             context["vips"][vip] = f"cluster {cluster} ({key})"
 
 
