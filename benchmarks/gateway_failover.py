@@ -12,7 +12,8 @@ connection tracking). Each round:
    - `--connections` TCP connections from alpha's node to an echo server on the external host (egress), and as many
      from the external host to alpha's `echo` export (DNAT to an echo server on alpha's node); each sends one byte
      every 50 ms and waits for its echo;
-3. stops the active gateway (`podman stop`), keeps the streams going, then counts the connections that still echo;
+3. stops the active gateway (`podman stop`; with `--kill`, `podman kill`: SIGKILL, the gateway goes silent), keeps the
+   streams going, then counts the connections that still echo;
 4. starts the stopped gateway again and waits until it is back as a synchronised backup that did not take the
    addresses back.
 
@@ -174,7 +175,8 @@ def ping_gap(output: str) -> tuple[float, int, int]:
     return max(gaps) if gaps else float("inf"), len(stamps), int(sent.group(1)) if sent else 0
 
 
-def failover_round(vip: str, connections: int = 2, before: float = 2.0, after: float = 6.0, restart: bool = True) -> dict:
+def failover_round(vip: str, connections: int = 2, before: float = 2.0, after: float = 6.0, restart: bool = True,
+                   kill: bool = False) -> dict:
     """One failover: streams through the active gateway, `podman stop` it, count what survived, bring it back."""
     active = active_gateway()
     backup = next(g for g in GATEWAYS if g != active)
@@ -204,7 +206,10 @@ def failover_round(vip: str, connections: int = 2, before: float = 2.0, after: f
         time.sleep(before)
         stopped_at = time.monotonic()
         stopped = True
-        subprocess.run(["podman", "stop", "-t", "10", f"{PREFIX}{active}"], env=podman_env(), check=True, capture_output=True, timeout=60)
+        # stop: the container's systemd shuts down (keepalived gives the addresses up first); kill: SIGKILL, the active
+        # gateway goes silent and the backup takes over when its advertisements stop.
+        command = ["podman", "kill", f"{PREFIX}{active}"] if kill else ["podman", "stop", "-t", "10", f"{PREFIX}{active}"]
+        subprocess.run(command, env=podman_env(), check=True, capture_output=True, timeout=60)
         stop_seconds = time.monotonic() - stopped_at
         took_over = wait_for(lambda: holds_vip(backup), 10, step=0.2)
         time.sleep(after)
@@ -249,6 +254,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=4, help="failovers (the gateways take turns)")
     parser.add_argument("--connections", type=int, default=2, help="long-lived connections of each kind (egress, export) per round")
+    parser.add_argument("--kill", action="store_true", help="podman kill (SIGKILL, a silent gateway) instead of podman stop")
     args = parser.parse_args()
     lock = "network-plan.gateway-alpha.lock.yml"
     found = [Path(p) for p in glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.island")) if (Path(p) / lock).exists()]
@@ -261,9 +267,10 @@ def main() -> int:
     rounds = []
     try:
         for number in range(args.rounds):
-            outcome = failover_round(vip, connections=args.connections)
+            outcome = failover_round(vip, connections=args.connections, kill=args.kill)
             rounds.append(outcome)
-            print(f"round {number + 1}: {outcome['active']} stopped ({outcome['stop_s']} s), gap {outcome['gap_s']} s "
+            how = "killed" if args.kill else "stopped"
+            print(f"round {number + 1}: {outcome['active']} {how} ({outcome['stop_s']} s), gap {outcome['gap_s']} s "
                   f"({outcome['ping_replies']} of {outcome['ping_sent']} pings answered), "
                   f"{outcome['survived']} of {outcome['connections']} "
                   f"connections survived, returned as backup: "
