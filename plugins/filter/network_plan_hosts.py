@@ -20,6 +20,9 @@ description:
     a node address lies inside a planned pod, service or global range (of any cluster, retained ones included);
     the plan is flat but the inventory has gateways;
     an island gateway serves a cluster whose plan has IPv6 (the island gateway serves IPv4 only);
+    a cluster with several gateways lacks C(gateway_internal_vip) or C(gateway_transit_vip), its gateways disagree on
+    them, a lone gateway sets them, or one is not IPv4, lies inside a planned range, is a host's address or another
+    virtual address, or (the internal one) lies outside the node networks;
     a cluster's C(api_vip) (its virtual API address) is not an IP address of one of the cluster's families, lies outside
     the node networks or on a node network's own network or broadcast address, lies inside a planned range, is a node's
     address or another cluster's VIP, differs between the cluster's hosts, or a control plane of the cluster has no node
@@ -39,8 +42,8 @@ options:
     required: true
   hostvars:
     description: >-
-      The inventory's C(hostvars) (C(node_ips), C(ansible_host), C(gateway_cluster), C(api_vip) and
-      C(kubeadm_control_plane_endpoint) are read).
+      The inventory's C(hostvars) (C(node_ips), C(ansible_host), C(gateway_cluster), C(gateway_internal_vip),
+      C(gateway_transit_vip), C(api_vip) and C(kubeadm_control_plane_endpoint) are read).
     type: dict
     required: true
   node_networks:
@@ -216,6 +219,72 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
             )
 
 
+GATEWAY_VIPS = ("gateway_internal_vip", "gateway_transit_vip")
+
+
+def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
+    """Each island cluster's gateway virtual addresses: required, and the same on every gateway, when the cluster has
+    several gateways; refused on a lone gateway; IPv4, outside the planned ranges, no host's address, not shared."""
+    hostvars = context["hostvars"]
+    served: dict = {}
+    for gateway in _hosts(groups, "gateways"):
+        cluster = (hostvars.get(gateway) or {}).get("gateway_cluster")
+        if isinstance(cluster, str) and cluster in plan["clusters"]:
+            served.setdefault(cluster, []).append(gateway)
+    for cluster, gateways in sorted(served.items()):
+        for key in GATEWAY_VIPS:
+            seen: dict = {}
+            for gateway in gateways:
+                value = (hostvars.get(gateway) or {}).get(key)
+                seen.setdefault(None if value in (None, "") else str(value), []).append(gateway)
+            if len(gateways) == 1:
+                if next(iter(seen)) is not None:
+                    _fail(
+                        f"gateway {gateways[0]} is cluster {cluster}'s only gateway but sets {key} {next(iter(seen))}; the "
+                        "virtual addresses move between several gateways of one cluster: add a second gateway with "
+                        "gateway_cluster " + cluster + ", or remove " + key
+                    )
+                continue
+            if len(seen) > 1:
+                described = "; ".join(f"{'(unset)' if value is None else value} on {', '.join(hosts)}" for value, hosts in seen.items())
+                _fail(f"the gateways of cluster {cluster} disagree on {key} ({described}); "
+                      "set it once, on the group of the cluster's gateways")
+            value = next(iter(seen))
+            if value is None:
+                _fail(
+                    f"cluster {cluster} has {len(gateways)} gateways ({', '.join(gateways)}) but no {key}: its nodes, peers and "
+                    "external hosts reach whichever gateway is active through two virtual addresses. Set gateway_internal_vip "
+                    "(a free address of the gateways' internal network, a node network) and gateway_transit_vip (a free "
+                    "address of the transit network) on the group of the cluster's gateways"
+                )
+            try:
+                vip = netaddr.IPAddress(value, flags=netaddr.INET_PTON)
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                _fail(f"cluster {cluster}: {key} {value!r} is not an IP address; give a free IPv4 address")
+            if vip.version != 4:
+                _fail(f"cluster {cluster}: {key} {vip} is IPv6; the island gateway serves IPv4 only: give a free IPv4 address")
+            label = _inside(context["ranges"], vip)
+            if label:
+                _fail(f"cluster {cluster}: {key} {vip} is inside {label}; "
+                      "give an address outside every planned pod, service and global range")
+            if key == "gateway_internal_vip" and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
+                known = ", ".join(str(n) for n in context["node_networks"])
+                _fail(
+                    f"cluster {cluster}: gateway_internal_vip {vip} is outside every node network ({known}); it is the nodes' "
+                    "next hop on their own network: give a free address of the gateways' internal network"
+                )
+            if vip in context["owners"]:
+                _fail(f"cluster {cluster}: {key} {vip} is host {context['owners'][vip][0]}'s node address; give an address no host has")
+            for host in context["other_hosts"]:
+                if vip in _lenient_addresses(host, hostvars):
+                    _fail(f"cluster {cluster}: {key} {vip} is host {host}'s address (node_ips or ansible_host); "
+                          "give an address no host has")
+            if vip in context["vips"]:
+                _fail(f"cluster {cluster}: {key} {vip} is already {context['vips'][vip]}'s virtual address; "
+                      "every virtual address is its own")
+            context["vips"][vip] = f"cluster {cluster} ({key})"
+
+
 def check_hosts(plan, groups, hostvars, node_networks=None) -> dict:
     """The filter's logic. Returns {host: [node addresses]} for every Kubernetes host."""
     require_netaddr("network_plan_hosts")
@@ -292,6 +361,7 @@ def check_hosts(plan, groups, hostvars, node_networks=None) -> dict:
     context = {"node_networks": networks, "ranges": ranges, "owners": owners, "vips": {}, "control_planes": control_planes,
                "addresses": parsed, "hostvars": hostvars,
                "other_hosts": [h for h in _hosts(groups, "all") if h not in parsed]}
+    _check_gateway_vips(plan, groups, context)
     for name in sorted(plan["clusters"]):
         vip = _cluster_vip(name, groups, hostvars, kube_hosts)
         if vip is not None:

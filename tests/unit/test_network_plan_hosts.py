@@ -294,3 +294,61 @@ def test_bad_node_networks_argument():
     groups, hostvars = ha_inventory()
     with pytest.raises(AnsibleFilterError, match=r"node_networks must be the plan's list of node networks"):
         network_plan_hosts(FLAT_PLAN, groups, hostvars, "192.168.10.0/24")
+
+
+def two_gateways(**alpha_vips):
+    """alpha served by two gateways with the given virtual addresses (on both), beta by one."""
+    groups, hostvars = inventory(gateways=["alpha-gw", "alpha-gw2", "beta-gw"], gamma=[])
+    groups["all"] = [*groups["all"], *groups["gateways"]]
+    for gateway in ("alpha-gw", "alpha-gw2"):
+        hostvars[gateway] = {"gateway_cluster": "alpha", **alpha_vips}
+    hostvars["beta-gw"] = {"gateway_cluster": "beta", "ansible_host": "192.168.11.2"}
+    return groups, hostvars
+
+
+NETWORKS = ISLAND["node_networks"]
+
+
+def test_a_cluster_with_two_gateways_and_its_virtual_addresses_passes():
+    groups, hostvars = two_gateways(gateway_internal_vip="192.168.10.5", gateway_transit_vip="172.16.0.10")
+    network_plan_hosts(ISLAND_PLAN, groups, hostvars, node_networks=NETWORKS)
+
+
+@pytest.mark.parametrize(
+    ("vips", "message"),
+    [
+        ({"gateway_transit_vip": "172.16.0.10"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_internal_vip"),
+        ({"gateway_internal_vip": "192.168.10.5"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_transit_vip"),
+        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "fd00::10"}, r"gateway_transit_vip fd00::10 is IPv6"),
+        ({"gateway_internal_vip": "gw", "gateway_transit_vip": "172.16.0.10"}, r"gateway_internal_vip 'gw' is not an IP address"),
+        ({"gateway_internal_vip": "10.0.0.5", "gateway_transit_vip": "172.16.0.10"},
+         r"gateway_internal_vip 10.0.0.5 is outside every node network"),
+        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "100.64.0.1"},
+         r"gateway_transit_vip 100.64.0.1 is inside cluster \w+'s global"),
+        ({"gateway_internal_vip": "192.168.10.11", "gateway_transit_vip": "172.16.0.10"},
+         r"192.168.10.11 is host alpha-cp1's node address"),
+        ({"gateway_internal_vip": "192.168.11.2", "gateway_transit_vip": "172.16.0.10"}, r"192.168.11.2 is host beta-gw's address"),
+        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "192.168.10.5"},
+         r"gateway_transit_vip 192.168.10.5 is already cluster alpha"),
+    ],
+)
+def test_bad_gateway_virtual_addresses_are_refused(vips, message):
+    groups, hostvars = two_gateways(**vips)
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars, node_networks=NETWORKS)
+
+
+def test_the_gateways_of_a_cluster_must_agree_on_the_virtual_addresses():
+    groups, hostvars = two_gateways(gateway_internal_vip="192.168.10.5", gateway_transit_vip="172.16.0.10")
+    hostvars["alpha-gw2"]["gateway_internal_vip"] = "192.168.10.6"
+    message = r"the gateways of cluster alpha disagree on gateway_internal_vip \(192.168.10.5 on alpha-gw; 192.168.10.6 on alpha-gw2\)"
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars, node_networks=NETWORKS)
+
+
+def test_a_lone_gateway_may_not_set_virtual_addresses():
+    groups, hostvars = two_gateways(gateway_internal_vip="192.168.10.5", gateway_transit_vip="172.16.0.10")
+    hostvars["beta-gw"]["gateway_transit_vip"] = "172.16.0.20"
+    message = r"gateway beta-gw is cluster beta's only gateway but sets gateway_transit_vip 172.16.0.20"
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(ISLAND_PLAN, groups, hostvars, node_networks=NETWORKS)

@@ -15,7 +15,7 @@ systemctl mask getty.target console-getty.service systemd-udevd.service systemd-
   systemd-udevd-control.socket systemd-networkd-wait-online.service
 
 # Services the roles enable where they are wanted, not everywhere.
-systemctl disable containerd.service frr.service iperf3.service keepalived.service >/dev/null 2>&1 || true
+systemctl disable conntrackd.service containerd.service frr.service iperf3.service keepalived.service >/dev/null 2>&1 || true
 
 # SSH as on a VM, without a route into the lab: the controller starts sshd per connection in inetd mode inside the
 # container (the ProxyCommand roles/lab/files/ssh-proxy.sh), so no daemon listens on the lab networks.
