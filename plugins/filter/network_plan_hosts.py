@@ -191,7 +191,8 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
         _fail(f"cluster {name}: api_vip {vip} is the {which} address of node network {network}; give a host address")
     label = _inside(context["ranges"], vip)
     if label:
-        _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service, global and LoadBalancer range")
+        _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service, global "
+              "and LoadBalancer range")
     if vip in context["owners"]:
         host, source = context["owners"][vip]
         _fail(f"cluster {name}: api_vip {vip} is host {host}'s node address ({source}); the VIP must be an address no host has")

@@ -66,7 +66,8 @@ def test_a_cluster_asking_without_a_pool_is_told_what_to_add():
 def test_the_pool_may_not_overlap_another_pool():
     spec = lb_spec()
     spec["pools"]["load_balancers"]["ipv4"] = ["10.40.0.0/24"]
-    with pytest.raises(AnsibleFilterError, match=r"pools\.pods\.ipv4 10\.40\.0\.0/16 overlaps pools\.load_balancers\.ipv4 10\.40\.0\.0/24; make them disjoint"):
+    expected = r"pools\.pods\.ipv4 10\.40\.0\.0/16 overlaps pools\.load_balancers\.ipv4 10\.40\.0\.0/24; make them disjoint"
+    with pytest.raises(AnsibleFilterError, match=expected):
         plan_network(spec)
 
 
