@@ -167,3 +167,13 @@ def test_a_node_address_inside_a_load_balancer_range_is_refused():
     with pytest.raises(AnsibleFilterError, match=rf"host alpha-cp1's node address {taken[1]} .* is inside cluster alpha's "
                        r"load_balancers range .*pools\.load_balancers"):
         network_plan_hosts(plan, groups, {"alpha-cp1": {"node_ips": [str(taken[1])]}})
+
+
+def test_the_diagram_draws_each_load_balancer_range_in_its_pool_without_the_node_network_over_it():
+    from network_plan_svg import plan_svg
+
+    plan = plan_network(FLAT_LB)
+    svg = plan_svg(plan)
+    assert "load_balancers ipv4 10.224.1.224/27" in svg
+    assert f"<title>{plan['clusters']['alpha']['load_balancer_cidrs'][0]}: alpha</title>" in svg
+    assert "<title>10.224.1.0/24: excluded</title>" not in svg
