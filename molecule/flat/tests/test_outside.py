@@ -133,7 +133,9 @@ def probe_answers(ext):
 
 def test_address_moves_to_the_other_worker_when_the_announcing_node_stops(service):
     ext = lab_host("ext1")
-    announcer = ext.run(ask(service, 80)).stdout.split()[0]
+    first = ext.run(ask(service, 80))
+    assert first.rc == 0, first.stderr
+    announcer = first.stdout.split()[0]
     other = [w for w in workers() if w != announcer]
     assert other, workers()
     # A probe every 0.2 s with a 1 s connect timeout, for at most 150 s, logging "<epoch> <node> <client>" per try.
