@@ -16,7 +16,11 @@
 #   $ARCHIPELAGO_CACHE/artifacts/calico-images-<version>/ Calico's images, only with --calico
 #                                                         (scripts/artifacts/calico-images.sh)
 #
-# Usage: build-artifacts.sh [--calico]. `make artifacts` passes --calico when an inventory sets `cni: calico`.
+#   $ARCHIPELAGO_CACHE/artifacts/metallb-<version>/       MetalLB's images and manifest, only with --metallb
+#                                                         (scripts/artifacts/metallb.sh)
+#
+# Usage: build-artifacts.sh [--calico] [--metallb]. `make artifacts` passes --calico when an inventory sets
+# `cni: calico`, and --metallb when one sets `metallb_enabled: true`.
 # A warm machine (VERSIONS present and equal to the requested versions) exits at once.
 # See scripts/artifacts/README.md for the variables, the layout and measured build times.
 set -euo pipefail
@@ -84,16 +88,22 @@ up_to_date() {
 # Calico's CRDs have a directory and a stamp of their own (scripts/artifacts/calico-crds.sh), fetched before the
 # Kubernetes check, so adding or bumping Calico never rebuilds Kubernetes. Its images (a Go build of several
 # minutes) likewise, and only when asked for: clusters on flannel never need them.
+# MetalLB (its images and the manifest its module ships) likewise, only for inventories that turn it on.
 BUILD_CALICO_IMAGES=0
+BUILD_METALLB=0
 for arg in "$@"; do
     case $arg in
         --calico) BUILD_CALICO_IMAGES=1 ;;
-        *) die "unknown argument '$arg'; the only option is --calico (also build Calico's images)" ;;
+        --metallb) BUILD_METALLB=1 ;;
+        *) die "unknown argument '$arg'; the options are --calico (also build Calico's images) and --metallb (MetalLB's)" ;;
     esac
 done
 "$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-crds.sh"
 if ((BUILD_CALICO_IMAGES)); then
     "$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-images.sh"
+fi
+if ((BUILD_METALLB)); then
+    "$(dirname "${BASH_SOURCE[0]}")/artifacts/metallb.sh"
 fi
 
 if up_to_date; then

@@ -37,7 +37,10 @@ options:
         description: C([ipv4]), C([ipv6]) or both in either order; the first is the primary family.
         type: list
       pools:
-        description: Free address space per kind (C(pods), C(services), C(global)) and family, possibly fragmented.
+        description:
+          - Free address space per kind (C(pods), C(services), C(global), C(load_balancers)) and family, possibly fragmented.
+          - C(load_balancers) is the part of a node network set aside for LoadBalancer Services (MetalLB L2 announces
+            them on the node's link); it may lie inside C(node_networks), but not inside another pool or C(reserved).
         type: dict
       node_networks:
         description: Networks the nodes live on. Nothing is allocated over them.
@@ -46,7 +49,9 @@ options:
         description: Ranges taken elsewhere. Nothing is allocated over them.
         type: list
       defaults:
-        description: C(nodes), C(max_pods_per_node), C(services) and C(global_addresses) for clusters that do not set them.
+        description:
+          - C(nodes), C(max_pods_per_node), C(services), C(global_addresses) and C(load_balancer_addresses) for clusters
+            that do not set them. C(load_balancer_addresses) defaults to 0 (no LoadBalancer range).
         type: dict
       clusters:
         description: Cluster name to its sizes (the keys of C(defaults)).
@@ -106,6 +111,10 @@ _value:
         api_service_ips: {description: The kubernetes Service IP, the first address of each service range., type: list}
         dns_service_ips: {description: The cluster DNS IP, the tenth address of each service range., type: list}
         global_cidrs: {description: Island mode, the cluster's unique gateway ranges; empty in flat mode., type: list}
+        load_balancer_cidrs:
+          description: The cluster's unique LoadBalancer address ranges (MetalLB's pool), from C(pools.load_balancers);
+            empty when C(load_balancer_addresses) is 0.
+          type: list
         masquerade_pod_egress: {description: Whether pod egress leaving the cluster is masqueraded (island only)., type: bool}
         flannel: {description: Flannel net-conf.json keys (Network, SubnetLen, IPv6Network, IPv6SubnetLen, EnableIPv4/6)., type: dict}
         calico: {description: Calico IPPool fields per family (cidr, blockSize, natOutgoing)., type: dict}
@@ -120,12 +129,18 @@ FILTER = "network_plan"
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 BITS = {"ipv4": 32, "ipv6": 128}
 MODELS = ("flat", "island")
-POOL_KINDS = ("pods", "services", "global")
-CLUSTER_KEYS = ("nodes", "max_pods_per_node", "services", "global_addresses")
-BUILTIN_DEFAULTS = {"nodes": 3, "max_pods_per_node": 110, "services": 1024, "global_addresses": 16}
+POOL_KINDS = ("pods", "services", "global", "load_balancers")
+CLUSTER_KEYS = ("nodes", "max_pods_per_node", "services", "global_addresses", "load_balancer_addresses")
+BUILTIN_DEFAULTS = {"nodes": 3, "max_pods_per_node": 110, "services": 1024, "global_addresses": 16, "load_balancer_addresses": 0}
+# Sizes that may be 0: a cluster without LoadBalancer addresses gets no load_balancers range.
+ZERO_ALLOWED = ("load_balancer_addresses",)
 CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # used with fullmatch: "$" would accept a trailing newline
 PLAN_KEYS = ("model", "ip_families", "pools", "node_networks", "reserved", "defaults", "clusters", "release")
-LOCK_FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
+LOCK_FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs", "load_balancers": "load_balancer_cidrs"}
+# Kinds a cluster may hold none of (an older lock has no load_balancer_cidrs at all).
+OPTIONAL_KINDS = ("global", "load_balancers")
+# Kinds whose ranges every cluster holds alone, in both models (island mode shares only pods and services).
+SHARED_IN_ISLAND = ("pods", "services")
 
 # kube-apiserver rejects a service range with more than 20 host bits: /12 for IPv4, /108 for IPv6
 # (validateMaxCIDRRange in cmd/kube-apiserver/app/options/validation.go).
@@ -171,10 +186,14 @@ def _parse_cidr(value, where: str, family: str | None = None):
     return net.cidr
 
 
-def _positive_int(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _fail(f"{where}: {value!r} must be a whole number of at least 1")
+def _positive_int(value, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(f"{where}: {value!r} must be a whole number of at least {minimum}")
     return value
+
+
+def _size(key: str, value, where: str) -> int:
+    return _positive_int(value, where, 0 if key in ZERO_ALLOWED else 1)
 
 
 def _names(values) -> str:
@@ -264,7 +283,7 @@ def _normalise(spec) -> dict:
         _fail(f"defaults must be a dict, got {user_defaults!r}")
     _check_cluster_keys(user_defaults, "defaults")
     for key, value in user_defaults.items():
-        defaults[key] = _positive_int(value, f"defaults.{key}")
+        defaults[key] = _size(key, value, f"defaults.{key}")
 
     clusters = spec.get("clusters")
     if not isinstance(clusters, dict) or not clusters:
@@ -279,7 +298,15 @@ def _normalise(spec) -> dict:
         if not isinstance(sizes, dict):
             _fail(f"cluster {name}: sizes must be a dict, got {sizes!r}")
         _check_cluster_keys(sizes, f"cluster {name}")
-        norm_clusters[name] = {k: _positive_int(sizes.get(k, defaults[k]), f"cluster {name}: {k}") for k in CLUSTER_KEYS}
+        norm_clusters[name] = {k: _size(k, sizes.get(k, defaults[k]), f"cluster {name}: {k}") for k in CLUSTER_KEYS}
+        if norm_clusters[name]["load_balancer_addresses"]:
+            for family in families:
+                if not norm_pools["load_balancers"].get(family):
+                    _fail(
+                        f"cluster {name}: load_balancer_addresses {norm_clusters[name]['load_balancer_addresses']} needs "
+                        f"pools.load_balancers.{family} (ip_families includes {family}); add a block of the node network "
+                        "set aside for LoadBalancer addresses there, or set load_balancer_addresses to 0"
+                    )
 
     release = spec.get("release")
     if release is None:
@@ -366,7 +393,23 @@ def _requirements(name: str, sizes: dict, family: str) -> dict:
             f"cluster {name}: global_addresses {sizes['global_addresses']} is more than the whole {family} address space "
             f"({1 << bits} addresses); lower global_addresses"
         )
-    return {"node_mask": node_mask, "pods": pods, "services": bits - service_bits, "global": bits - global_bits}
+    lb_count = sizes["load_balancer_addresses"]
+    load_balancers = None
+    if lb_count:
+        lb_bits = _host_bits(lb_count)
+        if lb_bits > bits:
+            _fail(
+                f"cluster {name}: load_balancer_addresses {lb_count} is more than the whole {family} address space; "
+                "lower load_balancer_addresses"
+            )
+        load_balancers = bits - lb_bits
+    return {
+        "node_mask": node_mask,
+        "pods": pods,
+        "services": bits - service_bits,
+        "global": bits - global_bits,
+        "load_balancers": load_balancers,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -496,8 +539,8 @@ def _lock_entries(lock: dict, where: str) -> dict:
                 _fail(f"{where}: {section}.{name} must be a mapping of its ranges, got {cluster!r}; {fix}")
             entries[name] = {}
             for kind, key in LOCK_FIELDS.items():
-                values = cluster.get(key, [] if kind == "global" else None)
-                if not isinstance(values, list) or (kind != "global" and not values):
+                values = cluster.get(key, [] if kind in OPTIONAL_KINDS else None)
+                if not isinstance(values, list) or (kind not in OPTIONAL_KINDS and not values):
                     _fail(f"{where}: {section}.{name}.{key} must be a list of CIDRs, one per family, got {values!r}; {fix}")
                 per_family = entries[name].setdefault(kind, {})
                 for i, value in enumerate(values):
@@ -518,7 +561,7 @@ def _check_lock_overlaps(model: str, entries: dict, where: str) -> None:
     for name in sorted(entries):
         for kind in POOL_KINDS:
             for family, net in sorted(entries[name].get(kind, {}).items()):
-                if model == "island" and kind != "global":
+                if model == "island" and kind in SHARED_IN_ISLAND:
                     first = shared.setdefault((kind, family), (name, net))
                     if first[1] != net:
                         _fail(
@@ -579,6 +622,14 @@ def _read_lock(lock, lock_file, plan: dict) -> tuple[dict, dict, list]:
     return locked, retained, plan["release"]
 
 
+def _exclusions_for(kind: str, exclusions: list) -> list:
+    """What a kind's ranges must stay out of: LoadBalancer addresses live on a node network (L2 announcement needs
+    them there), so only the reserved ranges bind them; every other kind stays out of the node networks too."""
+    if kind == "load_balancers":
+        return [(label, net) for label, net in exclusions if label.startswith("reserved")]
+    return exclusions
+
+
 def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list, lock_file) -> None:
     where = f"lock file {lock_file}" if lock_file else "the lock"
     for (kind, family, name), net in sorted(locked.items(), key=lambda i: i[0]):
@@ -591,12 +642,14 @@ def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list, lock_
                 "block back in the pool (renumbering a live cluster destroys it), or, if the cluster is gone, remove it "
                 "from clusters and name it in network_plan.release"
             )
-        for label, excluded in exclusions:
+        for label, excluded in _exclusions_for(kind, exclusions):
             if excluded.version == net.version and excluded.first <= net.last and net.first <= excluded.last:
                 _fail(f"cluster {name}'s locked {kind} range {net} ({where}) overlaps {label} {excluded}; move {label} elsewhere")
         if name not in needs:
             continue  # retained: no sizes to outgrow
         need = needs[name][family][kind]
+        if need is None:
+            continue  # a cluster that no longer asks for LoadBalancer addresses keeps its locked range until released
         if net.prefixlen > need:
             _fail(
                 f"cluster {name} has outgrown its locked {kind} range {net}: its sizes now need a /{need}; lower its sizes, "
@@ -632,17 +685,22 @@ def _plan(spec, lock, lock_file) -> dict:
     _check_locked(plan, locked, needs, exclusions, lock_file)
 
     allocated: dict = {}  # (kind, family, cluster) -> (first address, prefixlen)
-    kinds = ("pods", "services", "global") if model == "island" else ("pods", "services")
+    kinds = ("pods", "services", "global", "load_balancers") if model == "island" else ("pods", "services", "load_balancers")
     for kind in kinds:
         for family in families:
             # Retained clusters' ranges are taken too: nothing is handed out over them.
             taken = {name: net for (k, f, name), net in locked.items() if k == kind and f == family}
+            wanted = {name: needs[name][family][kind] for name in plan["clusters"] if needs[name][family][kind] is not None}
+            # A locked range of a cluster that asks for none now is kept (see _check_locked).
+            wanted.update({name: net.prefixlen for name, net in taken.items() if name in plan["clusters"] and name not in wanted})
+            if not wanted:
+                continue
             # One set difference: removing 10,000 locked ranges one at a time took seconds.
-            free_set = netaddr.IPSet(plan["pools"][kind][family]) - netaddr.IPSet([n for _, n in exclusions] + list(taken.values()))
+            blocked = [n for _, n in _exclusions_for(kind, exclusions)] + list(taken.values())
+            free_set = netaddr.IPSet(plan["pools"][kind].get(family, [])) - netaddr.IPSet(blocked)
             free = FreeSpace(family, free_set)
-            wanted = {name: needs[name][family][kind] for name in plan["clusters"]}
             pool_name = f"pools.{kind}.{family}"
-            if model == "island" and kind != "global":
+            if model == "island" and kind in SHARED_IN_ISLAND:
                 block = _shared_block(pool_name, kind, family, free, wanted, taken)
                 allocated.update({(kind, family, name): block for name in wanted})
             else:
@@ -679,6 +737,7 @@ def _render(plan: dict, needs: dict, allocated: dict) -> dict:
     routed: dict = {f: [] for f in families} if not island else {}
     for name, sizes in plan["clusters"].items():
         pod_cidrs, service_cidrs, global_cidrs, api_ips, dns_ips, masks = [], [], [], [], [], []
+        load_balancer_cidrs = []
         flannel = {"EnableIPv4": "ipv4" in families, "EnableIPv6": "ipv6" in families}
         calico = {}
         for family in families:
@@ -691,6 +750,8 @@ def _render(plan: dict, needs: dict, allocated: dict) -> dict:
             masks.append(node_mask)
             api_ips.append(_ip(family, svc_first + 1))
             dns_ips.append(_ip(family, svc_first + DNS_INDEX))
+            if ("load_balancers", family, name) in allocated:
+                load_balancer_cidrs.append(_cidr(family, *allocated[("load_balancers", family, name)]))
             if island:
                 global_cidrs.append(_cidr(family, *allocated[("global", family, name)]))
             else:
@@ -713,6 +774,8 @@ def _render(plan: dict, needs: dict, allocated: dict) -> dict:
             "api_service_ips": api_ips,
             "dns_service_ips": dns_ips,
             "global_cidrs": global_cidrs,
+            "load_balancer_addresses": sizes["load_balancer_addresses"],
+            "load_balancer_cidrs": load_balancer_cidrs,
             "masquerade_pod_egress": island,
             "flannel": flannel,
             "calico": calico,

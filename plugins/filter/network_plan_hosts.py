@@ -67,7 +67,7 @@ _value:
 
 FILTER = "network_plan_hosts"
 KUBE_GROUPS = ("kube_control_plane", "kube_node")
-KINDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
+KINDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs", "load_balancers": "load_balancer_cidrs"}
 
 
 def _fail(message: str) -> None:
@@ -194,7 +194,8 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
         _fail(f"cluster {name}: api_vip {vip} is the {which} address of node network {network}; give a host address")
     label = _inside(context["ranges"], vip)
     if label:
-        _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service and global range")
+        _fail(f"cluster {name}: api_vip {vip} is inside {label}; the VIP must lie outside every planned pod, service, global "
+              "and LoadBalancer range")
     if vip in context["owners"]:
         host, source = context["owners"][vip]
         _fail(f"cluster {name}: api_vip {vip} is host {host}'s node address ({source}); the VIP must be an address no host has")
@@ -350,6 +351,12 @@ def check_hosts(plan, groups, hostvars, node_networks=None) -> dict:
                 )
             owners[address] = (host, source)
             label = _inside(ranges, address)
+            if label and "load_balancers" in label:
+                _fail(
+                    f"host {host}'s node address {address} ({source}) is inside {label}; MetalLB would hand a node's "
+                    "address to a Service: shrink or move network_plan.pools.load_balancers to a part of the node "
+                    "network that no host uses, and re-plan"
+                )
             if label:
                 _fail(
                     f"host {host}'s node address {address} ({source}) is inside {label}; a node address must lie outside "

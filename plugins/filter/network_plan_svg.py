@@ -14,7 +14,7 @@ author: Archipelago
 version_added: "0.1.0"
 short_description: Draw a network plan's pools as an SVG diagram
 description:
-  - One bar per block of every pool (pods, services, global; per family). Each allocated range is drawn at its place
+  - One bar per block of every pool (pods, services, global, load_balancers; per family). Each allocated range is drawn at its place
     in the block, coloured per cluster; node networks and reserved ranges inside a block are grey.
   - Island mode's shared pod and service ranges are labelled as shared by all clusters.
 options:
@@ -43,7 +43,7 @@ WIDTH = 960  # the whole drawing, in pixels
 LABEL = 190  # left margin for each bar's label
 ROW = 34  # vertical distance between bars
 BAR = 20  # height of a bar
-FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs"}
+FIELDS = {"pods": "pod_cidrs", "services": "service_cidrs", "global": "global_cidrs", "load_balancers": "load_balancer_cidrs"}
 
 
 def _colour(name: str) -> str:
@@ -74,7 +74,7 @@ def plan_svg(plan: dict) -> str:
         raise AnsibleFilterError(f"{FILTER}: expects the output of the network_plan filter, got {type(plan).__name__}")
     exclusions = [netaddr.IPNetwork(e) for e in plan.get("exclusions", [])]
     body, y = [], 40
-    for kind in ("pods", "services", "global"):
+    for kind in FIELDS:
         owners = _owners(plan, kind)
         allocated = [(netaddr.IPNetwork(cidr), names) for cidr, names in owners.items()]
         for family, blocks in sorted(plan["pools"].get(kind, {}).items()):
@@ -83,7 +83,9 @@ def plan_svg(plan: dict) -> str:
                 scale = (WIDTH - LABEL - 20) / block.size
                 body.append(f'<text x="10" y="{y + 15}" font-size="12">{escape(f"{kind} {family} {block}")}</text>')
                 body.append(_rect(LABEL, y, block.size * scale, "#f4f4f4", f"{block}: free"))
-                for net in exclusions:
+                # The LoadBalancer pool lies in a node network on purpose; only the other pools are drawn with the
+                # node networks and reserved ranges they keep clear of.
+                for net in exclusions if kind != "load_balancers" else []:
                     if net.version == block.version and net.first <= block.last and block.first <= net.last:
                         first, last = max(net.first, block.first), min(net.last, block.last)
                         body.append(_rect(LABEL + (first - block.first) * scale, y, (last - first + 1) * scale, "#999", f"{net}: excluded"))

@@ -9,10 +9,12 @@ DOCUMENTATION = r"""
 name: router_client_routes
 author: Archipelago
 version_added: "0.1.0"
-short_description: Routes to the flat clusters' pod ranges, and to other networks, via a router
+short_description: Routes to the flat clusters' pod and LoadBalancer ranges, and to other networks, via a router
 description:
-  - One route per pod range of every flat cluster in O(plan) except O(exclude), then one per network of
-    O(networks), each via the address of its family in the input (the router's address on this host's network).
+  - One route per pod range of every flat cluster in O(plan) except O(exclude), then one per LoadBalancer range
+    (C(load_balancer_cidrs)) of those clusters, then one per network of O(networks), each via the address of its
+    family in the input (the router's address on this host's network). The router reaches a LoadBalancer range on
+    the cluster's node network, where MetalLB answers for it.
 options:
   _input:
     description: The router's addresses on this host's network, at most one per family.
@@ -55,8 +57,10 @@ def client_routes(next_hops: list, plan: dict, exclude: str | None = None, netwo
             raise AnsibleFilterError(f"router_client_routes: two IPv{hop.version} next hops ({vias[hop.version]}, {hop}); "
                                      f"give one per family.")
         vias[hop.version] = str(hop)
-    cidrs = [c for name, cluster in sorted((plan.get("clusters") or {}).items())
-             if name != exclude and cluster.get("model") == "flat" for c in cluster.get("pod_cidrs") or []]
+    clusters = sorted((plan.get("clusters") or {}).items())
+    served = [cluster for name, cluster in clusters if name != exclude and cluster.get("model") == "flat"]
+    cidrs = [c for cluster in served for c in cluster.get("pod_cidrs") or []]
+    cidrs += [c for cluster in served for c in cluster.get("load_balancer_cidrs") or []]
     result = []
     for cidr in map(netaddr.IPNetwork, [*cidrs, *networks]):
         if cidr.version not in vias:

@@ -131,6 +131,20 @@ def test_client_routes_skip_the_own_cluster_and_add_networks():
     assert [r["cidr"] for r in router_client_routes("10.0.0.2", FLAT)] == [ALPHA, BETA]
 
 
+def test_client_routes_carry_the_other_flat_clusters_load_balancer_ranges():
+    with_lb = plan_network({"model": "flat", "ip_families": ["ipv4"],
+                            "pools": {"pods": {"ipv4": ["10.40.0.0/16"]}, "services": {"ipv4": ["10.96.0.0/16"]},
+                                      "load_balancers": {"ipv4": ["10.0.1.240/28"]}},
+                            "node_networks": ["10.0.1.0/24"],
+                            "clusters": {"alpha": {"load_balancer_addresses": 8}, "beta": {}}})
+    lb = with_lb["clusters"]["alpha"]["load_balancer_cidrs"][0]
+    routes = router_client_routes(["10.0.0.2"], with_lb)
+    assert {"cidr": lb, "via": "10.0.0.2"} in routes
+    assert routes[-1] == {"cidr": lb, "via": "10.0.0.2"}  # after every pod range
+    # alpha's own nodes have its LoadBalancer range on their link.
+    assert lb not in [r["cidr"] for r in router_client_routes(["10.0.1.2"], with_lb, exclude="alpha")]
+
+
 def test_client_routes_skip_island_clusters():
     assert router_client_routes(["10.0.1.2"], plan("island")) == []
 
