@@ -71,6 +71,11 @@ def service():
         return next((i["ip"] for i in status.get("loadBalancer", {}).get("ingress", []) if "ip" in i), None)
 
     assert wait_for(address, 60), kubectl("alpha", f"-n {LB_NS} describe service lb-whoami")
+    # The address is assigned and announced before every node's kube-proxy has the new endpoints: until then the
+    # announcing node rejects the connection (seen once at load 30: "Connection refused" right after the rollout).
+    ext = lab_host("ext1")
+    assert wait_for(lambda: ext.run(ask(address(), 80)).rc == 0, 60), \
+        kubectl("alpha", f"-n {LB_NS} get endpointslices -o wide")
     return address()
 
 
