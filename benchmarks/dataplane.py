@@ -8,10 +8,10 @@ Runs against the molecule flat and island labs left up (`molecule converge -s fl
              the VIP's NodePort) -> beta node (kube-proxy) -> beta pod, addressed by the export's VIP;
 - calico:    flat alpha pod on alpha-cp1 -> a pod on alpha-w1 (Calico: routed by BGP between the nodes, no
              encapsulation);
-- samenode:  flat alpha pod on alpha-cp1 -> a pod on alpha-cp1 (Calico: host routes to the pods' veths).
-
-The flat scenario's alpha runs Calico since the flat lab runs calico-node; no lab has a two-node Flannel cluster any
-more, so Flannel VXLAN between nodes is not measured here.
+- samenode:  flat alpha pod on alpha-cp1 -> a pod on alpha-cp1 (Calico: host routes to the pods' veths);
+- vxlan:     with --vxlan, node-scenario pod on cp1 -> a pod on w1 (Flannel VXLAN between the nodes), and
+  vxlan-samenode, a pod on cp1 -> a pod on cp1 (Flannel's bridge). The flat and island labs have no two-node Flannel
+  cluster; the node scenario's consumer-built cluster is one, so `molecule converge -s node` brings it up as well.
 
 Throughput: iperf3 (one TCP stream, SECONDS per run). Latency: 1-byte TCP request/response round trips on one
 connection (TCP_NODELAY), median of each run. The paths take turns in every round, and each ratio is the median of
@@ -150,6 +150,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds; every path is measured once per round")
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 seconds per run")
     parser.add_argument("--round-trips", type=int, default=2000, help="request/response round trips per latency run")
+    parser.add_argument("--vxlan", action="store_true", help="also measure Flannel VXLAN in the node scenario's lab")
     args = parser.parse_args()
 
     flat_alpha, flat_beta = Cluster("arch-mol-flat-", "alpha-cp1"), Cluster("arch-mol-flat-", "beta-cp1")
@@ -161,6 +162,12 @@ def main() -> int:
     flat_beta.apply([server_pod("server", "beta-cp1")])
     island_alpha.apply([client_pod("alpha-cp1")])
     island_beta.apply([server_pod("server", "beta-cp1"), node_port_service("server")])
+    clusters = [flat_alpha, flat_beta, island_alpha, island_beta]
+    if args.vxlan:
+        ephemeral_dir("node")
+        flannel = Cluster("arch-mol-node-", "cp1")
+        flannel.apply([client_pod("cp1"), server_pod("server-cp1", "cp1"), server_pod("server-w1", "w1")])
+        clusters.append(flannel)
     try:
         vips = island_exports(island, [{"name": f"bench-{p}", "protocol": "tcp", "port": p, "node_port": n} for p, n in NODE_PORTS.items()])
         paths = {
@@ -169,6 +176,9 @@ def main() -> int:
             "calico": (flat_alpha, flat_alpha.pod_ip("server-w1"), flat_alpha.pod_ip("server-w1")),
             "samenode": (flat_alpha, flat_alpha.pod_ip("server-cp1"), flat_alpha.pod_ip("server-cp1")),
         }
+        if args.vxlan:
+            paths["vxlan"] = (flannel, flannel.pod_ip("server-w1"), flannel.pod_ip("server-w1"))
+            paths["vxlan-samenode"] = (flannel, flannel.pod_ip("server-cp1"), flannel.pod_ip("server-cp1"))
         for client, iperf_address, rr_address in paths.values():  # warm-up: ARP, conntrack, caches
             throughput(client, iperf_address, 1)
             latency(client, rr_address, 100)
@@ -179,7 +189,7 @@ def main() -> int:
                 results[name]["rtt"].append(latency(client, rr_address, args.round_trips))
     finally:
         island_exports(island, [])
-        for cluster in (flat_alpha, flat_beta, island_alpha, island_beta):
+        for cluster in clusters:
             cluster.delete()
 
     def paired(a: str, b: str, key: str) -> tuple[float, list[float]]:
@@ -202,6 +212,14 @@ def main() -> int:
     print(f"island / flat round-trip time: {island_rtt:.2f} (goal <= {LATENCY_GOAL}); "
           f"per round {' '.join(f'{p:.2f}' for p in island_rtt_pairs)}")
     print(f"calico across nodes / same node throughput: {calico_bps:.2f}; round-trip time: {calico_rtt:.2f}")
+    if args.vxlan:
+        vxlan_bps, _ = paired("vxlan", "vxlan-samenode", "bps")
+        vxlan_rtt, _ = paired("vxlan", "vxlan-samenode", "rtt")
+        versus_bps, versus_bps_pairs = paired("calico", "vxlan", "bps")
+        versus_rtt, _ = paired("calico", "vxlan", "rtt")
+        print(f"vxlan across nodes / same node throughput: {vxlan_bps:.2f}; round-trip time: {vxlan_rtt:.2f}")
+        print(f"calico / vxlan across nodes throughput: {versus_bps:.2f} (per round {' '.join(f'{p:.2f}' for p in versus_bps_pairs)}); "
+              f"round-trip time: {versus_rtt:.2f}")
     return 0 if island_bps >= THROUGHPUT_GOAL and island_rtt <= LATENCY_GOAL else 1
 
 
