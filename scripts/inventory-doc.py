@@ -2,7 +2,8 @@
 """Write (or, with --check, verify) the generated parts of docs/inventory.md: the inventory variables' table, from
 playbooks/vars/inventory_spec.yml (the argument spec the plan play checks every host against), and one table per
 role, from the role's meta/argument_specs.yml, the one source of each role variable's type, default and meaning
-(`ansible-doc -t role` reads the same file)."""
+(`ansible-doc -t role` reads the same file). A role variable site.yml sets itself (playbooks/vars/site_sets.yml) says
+so in its row, with what the inventory sets instead."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ END = "<!-- END role variables -->\n"
 INVENTORY_SPEC = ROOT / "playbooks" / "vars" / "inventory_spec.yml"
 INVENTORY_BEGIN = "<!-- BEGIN inventory variables: written by scripts/inventory-doc.py from playbooks/vars/inventory_spec.yml -->\n"
 INVENTORY_END = "<!-- END inventory variables -->\n"
+SITE_SETS = ROOT / "playbooks" / "vars" / "site_sets.yml"
 
 
 def cell(value) -> str:
@@ -49,6 +51,7 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
 
 
 def role_tables() -> str:
+    site_sets = yaml.safe_load(SITE_SETS.read_text())["site_sets"]
     out = []
     for spec_file in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
         role = spec_file.parent.parent.name
@@ -64,6 +67,8 @@ def role_tables() -> str:
             kind = kind_of(option)
             description = option.get("description", "")
             description = " ".join(description) if isinstance(description, list) else description
+            if name in site_sets:
+                description += f" **site.yml sets it** (refused in an inventory); set instead: {site_sets[name]}."
             description = description.replace("|", "\\|")
             out.append(f"| `{name}` | {kind} | {default} | {description} |\n")
     return "".join(out)

@@ -481,3 +481,50 @@ def test_the_roles_version_variables_are_refused_in_the_inventory(tmp_path, vari
     output = " ".join(result.stdout.split())
     assert f"birch-cp1 sets {variable.split(':')[0]} in the inventory" in output, result.stdout[-2000:]
     assert "replace it with kubernetes_version: v1.30.4" in output
+
+
+def _role_variables_set_by(playbook: Path, roles: set[str]) -> set[str]:
+    """Every role variable a playbook sets in a play's or a task's `vars:`."""
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "vars" and isinstance(value, dict):
+                    found.update(v for v in value if any(v.startswith(role + "_") for role in roles))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(playbook.read_text()))
+    return found
+
+
+def test_every_role_variable_a_site_step_sets_is_listed_for_the_refusal():
+    """plan.yml refuses in the inventory what site.yml sets itself (play variables win over the inventory's, so the
+    inventory's value would be ignored silently); the list it reads must hold every variable a step sets."""
+    roles = {path.name for path in (ROOT / "roles").iterdir() if path.is_dir()}
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    steps = [ROOT / "playbooks" / entry["ansible.builtin.import_playbook"] for entry in site]
+    set_by_steps = set().union(*(_role_variables_set_by(step, roles) for step in steps))
+    listed = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "site_sets.yml").read_text())["site_sets"])
+    assert set_by_steps, "no step sets a role variable: the walk is broken"
+    assert set_by_steps - listed == set(), "set by a site.yml step but missing from playbooks/vars/site_sets.yml"
+    assert listed - set_by_steps == set(), "listed in playbooks/vars/site_sets.yml but set by no site.yml step"
+
+
+@pytest.mark.parametrize(("variable", "instead"), [
+    ("kubeadm_control_plane_endpoint: 10.0.0.9:6443", "kubeadm_control_plane_endpoint: api_vip, on the cluster's group"),
+    ("cni_flannel_ip_masq: true", "cni_flannel_ip_masq: network_plan.model"),
+])
+def test_a_role_variable_site_sets_itself_is_refused_in_the_inventory_naming_what_to_set(tmp_path, variable, instead):
+    inventory = copy_example("flat", tmp_path)
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "birch-cp1.yml").write_text(variable + "\n")
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert f"birch-cp1 sets {variable.split(':')[0]} in the inventory, but site.yml sets it itself" in output, result.stdout[-2000:]
+    assert instead in output, result.stdout[-2000:]
+    assert not (inventory / PLAN_DIR / "network-plan.lock.yml").exists()
