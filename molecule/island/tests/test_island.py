@@ -428,16 +428,6 @@ def test_routes_written_by_a_run_that_failed_before_its_handler_are_installed_by
     assert rc == 0 and not ext.run(f"ip route show {extra}").stdout.strip(), text[-2000:]
 
 
-@pytest.mark.parametrize(
-    ("exports", "message"),
-    [
-        ([{"name": "bad", "port": 8081, "node_port": 30081, "vip": "100.64.200.1"}], "outside the cluster's global range"),
-        ([{"name": "bad1", "port": 8081, "node_port": 30081, "vip": "100.64.0.25"},
-          {"name": "bad2", "port": 8081, "node_port": 30080, "vip": "100.64.0.25"}], "exports bad1 and bad2 both use 100.64.0.25:8081/tcp"),
-        ([{"name": "bad", "port": 8080, "node_port": 30081, "vip": "__WHOAMI_VIP__"}], "which export whoami already holds"),
-        ([{"name": "bad", "port": 8081, "node_port": 8081}], "outside the NodePort range 30000-32767"),
-    ],
-)
 def test_load_balancer_export_outside_the_planned_range_is_refused_before_any_change():
     """alpha's gateways (group exports, so both hold the same) get a web-lb export at an address of alpha's node
     network outside its LoadBalancer range: refused at validation, no gateway changes (beta's gateway, whose cluster has
@@ -454,6 +444,16 @@ def test_load_balancer_export_outside_the_planned_range_is_refused_before_any_ch
     assert {name: lab_host(name).file(RULES).sha256sum for name in ALPHA_GATEWAYS} == alpha
 
 
+@pytest.mark.parametrize(
+    ("exports", "message"),
+    [
+        ([{"name": "bad", "port": 8081, "node_port": 30081, "vip": "100.64.200.1"}], "outside the cluster's global range"),
+        ([{"name": "bad1", "port": 8081, "node_port": 30081, "vip": "100.64.0.25"},
+          {"name": "bad2", "port": 8081, "node_port": 30080, "vip": "100.64.0.25"}], "exports bad1 and bad2 both use 100.64.0.25:8081/tcp"),
+        ([{"name": "bad", "port": 8080, "node_port": 30081, "vip": "__WHOAMI_VIP__"}], "which export whoami already holds"),
+        ([{"name": "bad", "port": 8081, "node_port": 8081}], "outside the NodePort range 30000-32767"),
+    ],
+)
 def test_bad_export_is_refused_before_any_change(exports, message, gw):
     beta = lab_host("beta-gw")
     rules = beta.file(RULES).sha256sum
