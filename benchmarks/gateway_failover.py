@@ -212,6 +212,17 @@ def split_gaps(output: str, at: float) -> tuple[float, float]:
     return max(before) if before else float("inf"), max(after) if after else float("inf")
 
 
+def lost_after(output: str, at: float) -> int:
+    """Probes sent after the last reply before `at` that were never answered (the last probe, in flight when ping was
+    interrupted, is not counted): a gap with no lost probe is a delay (this loaded machine), not a cut."""
+    replies = [(float(t), int(q)) for t, q in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", output, re.M)]
+    sent = re.search(r"(\d+) packets transmitted", output)
+    last = int(sent.group(1)) if sent else max((q for _, q in replies), default=0)
+    start = max((q for t, q in replies if t <= at), default=0)
+    answered = {q for t, q in replies if q > start}
+    return sum(1 for q in range(start + 1, last) if q not in answered)
+
+
 HOW = ("stop", "kill", "transit", "internal")
 
 
@@ -300,6 +311,7 @@ def failover_round(vip: str, connections: int = 2, before: float = 2.0, after: f
         outcome.update(back)
     if second_gap is not None:
         outcome["second_gap_s"] = round(second_gap, 3)
+        outcome["lost_after_return"] = lost_after(out, returned_at)
     return outcome
 
 
@@ -352,8 +364,8 @@ def main() -> int:
             outcome = failover_round(vip, connections=args.connections, how=how)
             rounds.append(outcome)
             what = {"stop": "stopped", "kill": "killed"}.get(how, f"{how} link down")
-            routes = (f", routes back: {outcome['routes_back']}, gap after the link came back {outcome['second_gap_s']} s"
-                      if how in LINKS else "")
+            routes = (f", routes back: {outcome['routes_back']}, gap after the link came back {outcome['second_gap_s']} s "
+                      f"({outcome['lost_after_return']} pings lost)" if how in LINKS else "")
             print(f"round {number + 1}: {outcome['active']} {what} ({outcome['stop_s']} s), gap {outcome['gap_s']} s "
                   f"({outcome['ping_replies']} of {outcome['ping_sent']} pings answered), "
                   f"{outcome['survived']} of {outcome['connections']} "
