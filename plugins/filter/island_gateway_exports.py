@@ -19,14 +19,18 @@ description:
   - Every export gets a VIP. A fixed C(vip) is used as given (several exports may share one VIP on different
     ports). An export listed in O(lock) keeps its locked VIP. Every other export takes the lowest free usable
     address, in list order. So adding an export, anywhere in the list, never moves an existing export's VIP.
-  - Backends are the cluster's nodes at the export's C(node_port), or the export's explicit C(backends).
-    They are spread over O(buckets) slots (the least common multiple of the backend counts, at most 64,
-    else the largest count) so that C(numgen inc mod buckets) picks them round-robin.
+  - Backends are the cluster's nodes at the export's C(node_port), the export's explicit C(backends), or one
+    LoadBalancer address of the cluster (C(load_balancer), C(address) and C(port)), which must lie in the cluster's
+    planned LoadBalancer ranges O(load_balancer_cidrs), and in O(internal_network) when that is given (the gateway
+    reaches it on its node link, where MetalLB's L2 speaker answers for it). They are spread over O(buckets) slots
+    (the least common multiple of the backend counts, at most 64, else the largest count) so that
+    C(numgen inc mod buckets) picks them round-robin.
   - Every error names the offending value and the fix, and is raised before any rule is written.
 options:
   _input:
-    description: The exports, each C(name), C(protocol) (tcp, udp), C(port), and C(node_port) or C(backends)
-      (a list of C(address) and C(port)), with an optional fixed C(vip).
+    description: The exports, each C(name), C(protocol) (tcp, udp), C(port), and one target, C(node_port), C(backends)
+      (a list of C(address) and C(port)) or C(load_balancer) (C(address), and C(port), by default the export's port),
+      with an optional fixed C(vip).
     type: list
     required: true
   global_cidrs:
@@ -47,12 +51,28 @@ options:
     description: Lowest and highest NodePort.
     type: list
     default: [30000, 32767]
+  load_balancer_cidrs:
+    description: The cluster's LoadBalancer ranges (the plan's C(load_balancer_cidrs)); a C(load_balancer) target
+      must lie in one of them. Empty (the default) refuses every C(load_balancer) target.
+    type: list
+    default: []
+  internal_network:
+    description: The network of the gateway's internal interface; when given, a C(load_balancer) target must lie in it.
+    type: str
 """
 
 EXAMPLES = r"""
 - name: Assign the gateway's addresses
   ansible.builtin.set_fact:
     gateway: "{{ exports | archipelago.clusters.island_gateway_exports(['100.64.0.16/28'], nodes=['10.0.2.11'], lock=previous) }}"
+
+# A LoadBalancer Service's address (MetalLB) behind a global VIP:
+# exports: [{name: web, protocol: tcp, port: 80, load_balancer: {address: 10.0.2.240, port: 80}}]
+- name: Assign the gateway's addresses, LoadBalancer targets checked against the plan
+  ansible.builtin.set_fact:
+    gateway: >-
+      {{ exports | archipelago.clusters.island_gateway_exports(['100.64.0.16/28'], load_balancer_cidrs=['10.0.2.240/29'],
+                                                               internal_network='10.0.2.0/24') }}
 """
 
 RETURN = r"""
@@ -64,6 +84,7 @@ _value:
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 PROTOCOLS = ("tcp", "udp")
+TARGETS = ("node_port", "backends", "load_balancer")
 MAX_BUCKETS = 64
 
 
@@ -91,6 +112,28 @@ def _address(value, what: str) -> str:
     return str(address)
 
 
+def _load_balancer(name: str, target, port: int, load_balancers: list, internal) -> tuple[str, int]:
+    """A load_balancer target: one address of the cluster's planned LoadBalancer ranges, on the gateway's link."""
+    if not isinstance(target, dict) or "address" not in target:
+        _fail(f"export {name} has load_balancer {target!r}; give {{address: <a LoadBalancer address of the cluster>, "
+              "port: <the Service's port, by default the export's port>}.")
+    address = _address(target["address"], f"export {name}'s load_balancer address")
+    target_port = _port(target.get("port", port), f"export {name}'s load_balancer port")
+    if not load_balancers:
+        _fail(f"export {name} targets LoadBalancer address {address}, but the cluster has no LoadBalancer range in the "
+              "plan. Give it one with network_plan.clusters.<cluster>.load_balancer_addresses (and a block of its node "
+              "network in network_plan.pools.load_balancers), or target a node_port or backends instead.")
+    if address not in netaddr.IPSet(load_balancers):
+        _fail(f"export {name} targets LoadBalancer address {address}, outside the cluster's LoadBalancer ranges "
+              f"{', '.join(map(str, load_balancers))} (the plan's load_balancer_cidrs). Use an address of those ranges, "
+              "and pin it on the Service with the metallb.io/loadBalancerIPs annotation.")
+    if internal is not None and address not in internal:
+        _fail(f"export {name} targets LoadBalancer address {address}, outside the gateway's internal network {internal}: "
+              "the gateway reaches a LoadBalancer address on its node link, where MetalLB announces it. Put the cluster's "
+              "pools.load_balancers block in its node network.")
+    return address, target_port
+
+
 def _buckets(counts: list[int]) -> int:
     lcm = 1
     for count in counts:
@@ -98,7 +141,8 @@ def _buckets(counts: list[int]) -> int:
     return lcm if lcm <= MAX_BUCKETS else max(counts)
 
 
-def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_range=(30000, 32767)) -> dict:
+def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_range=(30000, 32767),
+           load_balancer_cidrs=(), internal_network=None) -> dict:
     """Plain-data core of the filter: see DOCUMENTATION."""
     ranges = [netaddr.IPNetwork(str(c)) for c in global_cidrs or []]
     ranges = [r for r in ranges if r.version == 4]
@@ -114,6 +158,20 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
     in_range = netaddr.IPSet(ranges)
     low, high = (int(p) for p in nodeport_range)
     nodes = [_address(n, "a node address") for n in nodes or []]
+    load_balancers = []
+    for cidr in load_balancer_cidrs or []:
+        try:
+            network = netaddr.IPNetwork(str(cidr))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            _fail(f"load_balancer_cidrs holds {cidr!r}, which is not a network; hand over the plan's load_balancer_cidrs.")
+        if network.version == 4:
+            load_balancers.append(network)
+    internal = None
+    if internal_network not in (None, ""):
+        try:
+            internal = netaddr.IPNetwork(str(internal_network))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            _fail(f"internal_network is {internal_network!r}, which is not a network; give the internal interface's CIDR.")
 
     checked = []
     names = set()
@@ -130,10 +188,12 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
         if protocol not in PROTOCOLS:
             _fail(f"export {name} has protocol {protocol!r}; the choices are tcp and udp.")
         port = _port(export.get("port"), f"export {name}'s port")
-        if ("node_port" in export) == ("backends" in export):
-            _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node) "
-                  "or backends (a list of address and port).")
-        if "node_port" in export:
+        if sum(1 for key in TARGETS if key in export) != 1:
+            _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node), "
+                  "backends (a list of address and port) or load_balancer (a LoadBalancer Service's address and port).")
+        if "load_balancer" in export:
+            backends = [_load_balancer(name, export["load_balancer"], port, load_balancers, internal)]
+        elif "node_port" in export:
             node_port = export["node_port"]
             try:
                 in_nodeport_range = low <= int(node_port) <= high
@@ -215,7 +275,8 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
     }
 
 
-def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lock=None, nodeport_range=None):
+def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lock=None, nodeport_range=None,
+                           load_balancer_cidrs=None, internal_network=None):
     """Jinja wrapper: checks the arguments, then calls assign()."""
     require_netaddr("island_gateway_exports")
     if exports is None:
@@ -224,7 +285,11 @@ def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lo
         raise AnsibleFilterError(f"island_gateway_exports: the exports are {exports!r}; give a list of exports.")
     if lock is not None and not isinstance(lock, dict):
         raise AnsibleFilterError(f"island_gateway_exports: lock is {lock!r}; give the mapping of export name to VIP, or nothing.")
-    return assign(exports, global_cidrs, nodes or [], egress_count, lock, nodeport_range or (30000, 32767))
+    if load_balancer_cidrs is not None and (isinstance(load_balancer_cidrs, (str, dict)) or not hasattr(load_balancer_cidrs, "__iter__")):
+        raise AnsibleFilterError(f"island_gateway_exports: load_balancer_cidrs is {load_balancer_cidrs!r}; give a list of CIDRs "
+                                 "(the plan's load_balancer_cidrs), or nothing.")
+    return assign(exports, global_cidrs, nodes or [], egress_count, lock, nodeport_range or (30000, 32767),
+                  load_balancer_cidrs or [], internal_network)
 
 
 class FilterModule:

@@ -41,11 +41,15 @@ SPOOFED = {"pod": "10.32.0.5", "service": "10.96.0.5", "node network": "10.99.1.
 CORPORATE = "10.200.0.5"  # in the external network 10.0.0.0/8, which overlaps the cluster's private ranges
 GW_TRANSIT, GW_INTERNAL, NODE = "172.31.250.11", "10.99.1.2", "10.99.1.11"
 GW_TRANSIT6, NODE6, FAR6 = "fd99::11", "fd99:1::11", "fd99::100"
+# A LoadBalancer Service's address of alpha's planned range, on the node network: the node namespace holds it, as
+# MetalLB's L2 speaker answers ARP for it on the announcing node.
+LOAD_BALANCER = "10.99.1.241"
 
 PLAN = {
     "model": "island",
     "clusters": {
-        "alpha": {"pod_cidrs": ["10.32.0.0/12"], "service_cidrs": ["10.96.0.0/12"], "global_cidrs": ["100.64.0.16/28"]},
+        "alpha": {"pod_cidrs": ["10.32.0.0/12"], "service_cidrs": ["10.96.0.0/12"], "global_cidrs": ["100.64.0.16/28"],
+                  "load_balancer_cidrs": ["10.99.1.240/30"]},
         "beta": {"pod_cidrs": ["10.32.0.0/12"], "service_cidrs": ["10.96.0.0/12"], "global_cidrs": ["100.64.0.32/28"]},
     },
 }
@@ -59,6 +63,7 @@ ROLE_VARS = {
     "island_gateway_exports": [
         {"name": "web", "protocol": "tcp", "port": 8080, "node_port": 30080, "vip": VIP},
         {"name": "dns", "protocol": "udp", "port": 5353, "node_port": 30053, "vip": VIP},
+        {"name": "lb", "protocol": "tcp", "port": 80, "load_balancer": {"address": LOAD_BALANCER, "port": 8080}, "vip": VIP},
     ],
 }
 
@@ -164,7 +169,7 @@ class Lab:
             self.run("gw", "sysctl", "-q", "-w", f"{key}=1")
         addresses = {
             "gw": [("eth0", f"{GW_INTERNAL}/24"), ("eth0", "fd99:1::2/64"), ("eth1", f"{GW_TRANSIT}/24"), ("eth1", f"{GW_TRANSIT6}/64")],
-            "node": [("eth0", f"{NODE}/24"), ("eth0", f"{NODE6}/64")],
+            "node": [("eth0", f"{NODE}/24"), ("eth0", f"{NODE6}/64"), ("eth0", f"{LOAD_BALANCER}/32")],
             "far": [("eth0", "172.31.250.12/24"), ("eth0", f"{FAR6}/64")]
             + [("eth0", f"{a}/32") for a in (PEER_EGRESS, EXT, *STRANGERS, *SPOOFED.values(), CORPORATE)],
         }
@@ -184,7 +189,7 @@ class Lab:
         for role, entries in routes.items():
             for cidr, via in entries:
                 self.run(role, "ip", "route", "replace", cidr, "via", via)
-        self.serve("node", "tcp:30080", "udp:30053")
+        self.serve("node", "tcp:30080", "udp:30053", "tcp:8080")
         self.serve("gw", "tcp:22", "tcp:9100", "udp:9100")
         self.serve("far", "tcp:7000")
 
@@ -276,6 +281,15 @@ def test_exports_answer_the_peers_global_range_and_the_external_networks(lab):
     for source in (PEER_EGRESS, EXT, CORPORATE):
         assert lab.tcp("far", source, VIP, 8080) == source, f"{source} (a remote) does not reach the export"
         assert lab.udp_arrives("far", source, VIP, 5353, "node"), f"{source}'s datagram to the UDP export did not arrive"
+
+
+def test_a_load_balancer_export_reaches_the_address_on_the_node_link(lab):
+    """The export's VIP port 80 is DNATed to the LoadBalancer address and port, which the gateway reaches on its
+    internal link; the client's address is kept, and only the remotes get through."""
+    for source in (PEER_EGRESS, EXT):
+        assert lab.tcp("far", source, VIP, 80) == source, f"{source} does not reach the LoadBalancer export"
+    assert lab.tcp("far", STRANGERS[0], VIP, 80) is None, "a source in no remote network reached the LoadBalancer export"
+    assert f"{VIP} . tcp . 80 . 0 comment \"lb\" : {LOAD_BALANCER} . 8080" in lab.rules.read_text()
 
 
 def test_exports_drop_every_other_transit_source(lab):

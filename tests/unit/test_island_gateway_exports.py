@@ -67,6 +67,51 @@ def test_fixed_vip_is_kept_and_may_be_shared_across_ports():
     assert result["lock"] == {"c": "100.64.0.18"}
 
 
+LB_CIDRS = ["10.0.2.240/29"]
+
+
+def test_load_balancer_target_is_one_backend_at_the_address_and_port():
+    lb = {"load_balancer": {"address": "10.0.2.241", "port": 8080}}
+    result = island_gateway_exports([export("a"), export("web", 80, **lb)], GLOBAL, nodes=NODES, load_balancer_cidrs=LB_CIDRS,
+                                    internal_network="10.0.2.0/24")
+    web = next(e for e in result["exports"] if e["name"] == "web")
+    assert web["backends"] == [["10.0.2.241", 8080]]
+    assert {(e["address"], e["target_port"]) for e in result["elements"] if e["name"] == "web"} == {("10.0.2.241", 8080)}
+    assert vips(result) == {"a": "100.64.0.18", "web": "100.64.0.19"}
+
+
+def test_load_balancer_port_defaults_to_the_export_port():
+    result = island_gateway_exports([export("web", 443, load_balancer={"address": "10.0.2.246"})], GLOBAL,
+                                    load_balancer_cidrs=LB_CIDRS)
+    assert result["exports"][0]["backends"] == [["10.0.2.246", 443]]
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs", "message"),
+    [
+        ({"address": "10.0.2.200", "port": 80}, {}, r"export web targets LoadBalancer address 10\.0\.2\.200, outside the "
+         r"cluster's LoadBalancer ranges 10\.0\.2\.240/29 \(the plan's load_balancer_cidrs\)"),
+        ({"address": "10.0.2.241"}, {"load_balancer_cidrs": []}, r"the cluster has no LoadBalancer range in the plan"),
+        ({"address": "10.0.2.241"}, {"load_balancer_cidrs": ["fd00::/120"]}, r"the cluster has no LoadBalancer range in the plan"),
+        ({"address": "10.0.2.241"}, {"internal_network": "10.0.3.0/24"}, r"outside the gateway's internal network 10\.0\.3\.0/24"),
+        ({"address": "nope"}, {}, r"export web's load_balancer address is 'nope'"),
+        ({"address": "10.0.2.241", "port": 70000}, {}, r"export web's load_balancer port is 70000"),
+        ("10.0.2.241", {}, r"export web has load_balancer '10\.0\.2\.241'; give \{address:"),
+        ({"address": "10.0.2.241"}, {"load_balancer_cidrs": ["not-a-net"]}, r"load_balancer_cidrs holds 'not-a-net'"),
+    ],
+)
+def test_bad_load_balancer_target_names_the_value_and_the_fix(target, kwargs, message):
+    kwargs = {"load_balancer_cidrs": LB_CIDRS, "internal_network": "10.0.2.0/24", **kwargs}
+    with pytest.raises(AnsibleFilterError, match=message):
+        island_gateway_exports([export("web", 80, load_balancer=target)], GLOBAL, **kwargs)
+
+
+def test_two_targets_are_refused():
+    both = {"node_port": 30080, "load_balancer": {"address": "10.0.2.241"}}
+    with pytest.raises(AnsibleFilterError, match=r"exactly one target: node_port .* or load_balancer"):
+        island_gateway_exports([{"name": "a", "protocol": "tcp", "port": 80, **both}], GLOBAL, nodes=NODES, load_balancer_cidrs=LB_CIDRS)
+
+
 @pytest.mark.parametrize(
     ("exports", "kwargs", "message"),
     [

@@ -1,5 +1,6 @@
 """Island mode end to end: two clusters with identical ranges, their gateways (two for alpha, highly available; one
-for beta), an external host on transit.
+for beta), an external host on transit; alpha's gateways export a LoadBalancer address (MetalLB in L2 mode on alpha's
+one node).
 
 Every traffic check starts in a real pod (or on the external host), crosses the real gateways and is answered by a
 real server that reports the client address it saw. Every probe is bounded (connect and idle timeouts, and `timeout`
@@ -40,6 +41,8 @@ EXT = "10.223.0.100"
 GATEWAY_TRANSIT = {"alpha": "10.223.0.10", "beta": "10.223.0.12"}
 ALPHA_GATEWAYS = ("alpha-gw", "alpha-gw2")
 ALPHA_INTERNAL_VIP = "10.223.1.10"
+# alpha's web-lb export (molecule.yml) targets this LoadBalancer address, port 8080, of alpha's planned range.
+LOAD_BALANCER = "10.223.1.241"
 CAPTURES = {"alpha-gw": "eth1", "alpha-gw2": "eth1", "beta-gw": "eth1", "ext1": "eth0"}
 RULES = "/etc/archipelago/gateway/gateway.nft"
 UNIT = "archipelago-gateway"
@@ -103,7 +106,7 @@ def capture():
     for name, iface in CAPTURES.items():
         host = lab_host(name)
         host.run("rm -f /tmp/transit.pcap /tmp/transit.pid")
-        host.run(f"timeout 600 tcpdump -i {iface} -n -c 20000 -w /tmp/transit.pcap >/dev/null 2>&1 & echo $! > /tmp/transit.pid")
+        host.run(f"timeout 900 tcpdump -i {iface} -n -c 20000 -w /tmp/transit.pcap >/dev/null 2>&1 & echo $! > /tmp/transit.pid")
     time.sleep(2)
     yield
     stop_capture()
@@ -170,6 +173,48 @@ def test_status_lists_exports_and_translations(capture, gw):
     assert re.search(rf"src={NODE['alpha']} dst={re.escape(gw['beta']['vip'])} .* dst={re.escape(gw['alpha']['egress'])} ", alpha_status)
 
 
+@pytest.fixture(scope="module")
+def load_balancer(workloads):
+    """alpha's whoami behind a LoadBalancer Service pinned to the address the web-lb export targets, with
+    externalTrafficPolicy Local (the pod sees the client's address). Returns the export's VIP once the external host
+    gets an answer through it (bounded: MetalLB assigns and announces, kube-proxy programs the endpoints)."""
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web-lb", "namespace": NS, "annotations": {"metallb.io/loadBalancerIPs": LOAD_BALANCER}},
+               "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": "whoami"},
+                        "ports": [{"port": 8080, "targetPort": 8080, "protocol": "TCP"}]}}
+    cp = lab_host("alpha-cp1")
+    applied = cp.run(f"{KUBECTL} apply -f - <<'EOF'\n{json.dumps(service)}\nEOF")
+    assert applied.rc == 0, applied.stderr
+
+    def assigned():
+        ingress = json.loads(kubectl("alpha", f"-n {NS} get service web-lb -o json"))["status"].get("loadBalancer", {}).get("ingress", [])
+        return [i.get("ip") for i in ingress] == [LOAD_BALANCER]
+
+    assert wait_for(assigned, 90), kubectl("alpha", f"-n {NS} describe service web-lb")
+    vip = vip_lock("alpha")["vips"]["web-lb"]
+    ext = lab_host("ext1")
+    assert wait_for(lambda: ext.run(ask(vip, 80)).rc == 0, 60), kubectl("alpha", f"-n {NS} get endpointslices -o wide")
+    return vip
+
+
+def test_external_host_reaches_a_load_balancer_address_through_alpha_gateway(load_balancer, capture, plan):
+    """MetalLB gave the Service the pinned address of alpha's planned range and alpha's one node, a control plane,
+    announces it (the active gateway's ARP entry for it is the node's MAC address); the external host reaches it only
+    through the export's global VIP, and the pod sees the external host's own address."""
+    assert ipaddress.ip_address(LOAD_BALANCER) in ipaddress.ip_network(plan["alpha"]["load_balancer_cidrs"][0])
+    vip = load_balancer
+    assert ipaddress.ip_address(vip) in ipaddress.ip_network(plan["alpha"]["global_cidrs"][0])
+    answer = lab_host("ext1").run(ask(vip, 80))
+    assert answer.rc == 0 and answer.stdout.strip() == EXT, (answer.stdout, answer.stderr)
+    active = lab_host(gateway_failover.active_gateway())
+    assert f'{vip} . tcp . 80 . 0 comment "web-lb" : {LOAD_BALANCER} . 8080' in active.run("archipelago-gateway-status").stdout
+    node_mac = lab_host("alpha-cp1").run("cat /sys/class/net/eth0/address").stdout.strip()
+    neighbour = active.run(f"ip neigh show {LOAD_BALANCER} dev eth0").stdout
+    assert f"lladdr {node_mac}" in neighbour, (neighbour, node_mac)
+    # The address is on alpha's node network only: the external host has no route to it.
+    assert lab_host("ext1").run(ask(LOAD_BALANCER, 8080, timeout=2)).rc != 0
+
+
 def test_external_host_reaches_no_other_port_of_a_vip_nor_an_egress_address(workloads, capture, gw):
     ext = lab_host("ext1")
     for cluster in ("alpha", "beta"):
@@ -179,7 +224,7 @@ def test_external_host_reaches_no_other_port_of_a_vip_nor_an_egress_address(work
             assert result.rc != 0 and not result.stdout.strip(), (cluster, address, port, result.stdout)
 
 
-def test_transit_capture_holds_no_pod_service_or_node_address(workloads, capture, gw, inside):
+def test_transit_capture_holds_no_pod_service_or_node_address(workloads, load_balancer, capture, gw, inside):
     stop_capture()
     time.sleep(1)
     seen = set()
@@ -189,8 +234,9 @@ def test_transit_capture_holds_no_pod_service_or_node_address(workloads, capture
         seen |= set(re.findall(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b", text))
     leaked = sorted(a for a in seen if in_any(a, inside))
     assert not leaked, f"inside addresses on the transit network: {leaked}"
-    # And the capture did see the translated traffic.
-    assert {gw["alpha"]["egress"], gw["beta"]["vip"], EXT} <= seen, sorted(seen)
+    assert LOAD_BALANCER not in seen and in_any(LOAD_BALANCER, inside)
+    # And the capture did see the translated traffic, the LoadBalancer export's VIP included.
+    assert {gw["alpha"]["egress"], gw["beta"]["vip"], load_balancer, EXT} <= seen, sorted(seen)
 
 
 @pytest.fixture
@@ -382,6 +428,22 @@ def test_routes_written_by_a_run_that_failed_before_its_handler_are_installed_by
     assert rc == 0 and not ext.run(f"ip route show {extra}").stdout.strip(), text[-2000:]
 
 
+def test_load_balancer_export_outside_the_planned_range_is_refused_before_any_change():
+    """alpha's gateways (group exports, so both hold the same) get a web-lb export at an address of alpha's node
+    network outside its LoadBalancer range: refused at validation, no gateway changes (beta's gateway, whose cluster has
+    no LoadBalancer range, refuses it too)."""
+    alpha = {name: lab_host(name).file(RULES).sha256sum for name in ALPHA_GATEWAYS}
+    exports = [{"name": "echo", "protocol": "tcp", "port": 7100, "backends": [{"address": NODE["alpha"], "port": 7100}]},
+               {"name": "web-lb", "protocol": "tcp", "port": 80, "load_balancer": {"address": "10.223.1.200", "port": 8080}}]
+    rc, changed, text = run_playbook(SCENARIO / "gateways.yml", {"island_gateway_group_exports": exports})
+    assert rc != 0, text[-2000:]
+    assert "export web-lb targets LoadBalancer address 10.223.1.200, outside the cluster's LoadBalancer ranges 10.223.1.240/30" \
+        in text, text[-3000:]
+    assert "export web-lb targets LoadBalancer address 10.223.1.200, but the cluster has no LoadBalancer range" in text, text[-3000:]
+    assert not any(changed.get(name) for name in (*ALPHA_GATEWAYS, "beta-gw")), changed
+    assert {name: lab_host(name).file(RULES).sha256sum for name in ALPHA_GATEWAYS} == alpha
+
+
 @pytest.mark.parametrize(
     ("exports", "message"),
     [
@@ -466,3 +528,17 @@ def test_stopping_the_active_gateway_keeps_established_connections_and_the_gap_i
     assert outcome["survived"] == outcome["connections"] == 2, outcome["clients"]
     assert outcome["gap_s"] <= gateway_failover.GAP_GOAL, outcome
     assert outcome["returned_as_backup"] and outcome["kept_by_survivor"], outcome
+
+
+def test_the_active_gateway_losing_its_transit_link_keeps_established_connections_and_the_gap_is_short(echo_servers):
+    """The same streams while the active gateway's transit link goes down (`ip link set dev eth1 down` in it): its
+    keepalived enters the fault state and gives the addresses up (it still tells the backup, on the internal link),
+    the backup takes them over, the gap stays within 2 s. The link comes up again while the streams run: the gateway
+    is a backup with the peers' routes through the link back (they left the kernel with it), the survivor keeps the
+    addresses, no second gap opens, and every connection echoes through both."""
+    outcome = gateway_failover.failover_round(vip_lock("alpha")["vips"]["echo"], connections=1, how="transit")
+    assert outcome["took_over"] and outcome["released"], outcome
+    assert outcome["survived"] == outcome["connections"] == 2, outcome["clients"]
+    assert outcome["gap_s"] <= gateway_failover.GAP_GOAL, outcome
+    assert outcome["returned_as_backup"] and outcome["kept_by_survivor"] and outcome["routes_back"], outcome
+    assert outcome["second_gap_s"] <= gateway_failover.GAP_GOAL, outcome
