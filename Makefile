@@ -49,12 +49,14 @@ lab-down: setup
 # `kubernetes_version:` (the cluster scenario's older one, which it upgrades from). Calico's images too (--calico,
 # minutes of Go) when one of CALICO_INVENTORIES sets `cni: calico`: the lab inventory for `make lab`, the molecule
 # scenarios as well for `make test` and `make bench-dataplane`. Each is skipped when already built.
-# MetalLB's images likewise (--metallb) when one of them sets `metallb_enabled: true`.
+# MetalLB's images likewise (--metallb) when one of them sets `metallb_enabled: true`, Traefik's (--traefik) when one
+# sets `traefik_enabled: true`.
 CALICO_INVENTORIES ?= inventories/lab
 KUBERNETES_INVENTORIES ?= inventories molecule
 artifacts: host-packages go-toolchain
 	scripts/build-artifacts.sh $(if $(shell grep -rlsE '^[[:space:]]*cni:[[:space:]]*calico' $(CALICO_INVENTORIES)),--calico) \
-		$(if $(shell grep -rlsE '^[[:space:]]*metallb_enabled:[[:space:]]*true' $(CALICO_INVENTORIES)),--metallb)
+		$(if $(shell grep -rlsE '^[[:space:]]*metallb_enabled:[[:space:]]*true' $(CALICO_INVENTORIES)),--metallb) \
+		$(if $(shell grep -rlsE '^[[:space:]]*traefik_enabled:[[:space:]]*true' $(CALICO_INVENTORIES)),--traefik)
 	for version in $$(scripts/artifacts/inventory-versions.sh $(KUBERNETES_INVENTORIES)); do \
 		KUBERNETES_VERSION=$$version scripts/build-artifacts.sh || exit 1; \
 	done

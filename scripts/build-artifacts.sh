@@ -18,9 +18,12 @@
 #
 #   $ARCHIPELAGO_CACHE/artifacts/metallb-<version>/       MetalLB's images and manifest, only with --metallb
 #                                                         (scripts/artifacts/metallb.sh)
+#   $ARCHIPELAGO_CACHE/artifacts/traefik-<version>/       Traefik's image and the Gateway API CRDs, only with --traefik
+#                                                         (scripts/artifacts/traefik.sh)
 #
-# Usage: build-artifacts.sh [--calico] [--metallb]. `make artifacts` passes --calico when an inventory sets
-# `cni: calico`, and --metallb when one sets `metallb_enabled: true`.
+# Usage: build-artifacts.sh [--calico] [--metallb] [--traefik]. `make artifacts` passes --calico when an inventory
+# sets `cni: calico`, --metallb when one sets `metallb_enabled: true`, and --traefik when one sets
+# `traefik_enabled: true`.
 # A warm machine (VERSIONS present and equal to the requested versions) exits at once.
 # See scripts/artifacts/README.md for the variables, the layout and measured build times.
 set -euo pipefail
@@ -88,14 +91,17 @@ up_to_date() {
 # Calico's CRDs have a directory and a stamp of their own (scripts/artifacts/calico-crds.sh), fetched before the
 # Kubernetes check, so adding or bumping Calico never rebuilds Kubernetes. Its images (a Go build of several
 # minutes) likewise, and only when asked for: clusters on flannel never need them.
-# MetalLB (its images and the manifest its module ships) likewise, only for inventories that turn it on.
+# MetalLB (its images and the manifest its module ships) and Traefik (its image and the Gateway API CRDs) likewise,
+# only for inventories that turn them on.
 BUILD_CALICO_IMAGES=0
 BUILD_METALLB=0
+BUILD_TRAEFIK=0
 for arg in "$@"; do
     case $arg in
         --calico) BUILD_CALICO_IMAGES=1 ;;
         --metallb) BUILD_METALLB=1 ;;
-        *) die "unknown argument '$arg'; the options are --calico (also build Calico's images) and --metallb (MetalLB's)" ;;
+        --traefik) BUILD_TRAEFIK=1 ;;
+        *) die "unknown argument '$arg'; the options are --calico (also build Calico's images), --metallb (MetalLB's) and --traefik (Traefik's)" ;;
     esac
 done
 "$(dirname "${BASH_SOURCE[0]}")/artifacts/calico-crds.sh"
@@ -104,6 +110,9 @@ if ((BUILD_CALICO_IMAGES)); then
 fi
 if ((BUILD_METALLB)); then
     "$(dirname "${BASH_SOURCE[0]}")/artifacts/metallb.sh"
+fi
+if ((BUILD_TRAEFIK)); then
+    "$(dirname "${BASH_SOURCE[0]}")/artifacts/traefik.sh"
 fi
 
 if up_to_date; then

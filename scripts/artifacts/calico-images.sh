@@ -15,7 +15,7 @@
 # A warm machine (VERSIONS equal to the wanted one) exits at once.
 set -euo pipefail
 
-source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CALICO_VERSION=${CALICO_VERSION:-$(version calico)}   # versions.yml
 CALICO_MODULE=${CALICO_MODULE:-github.com/projectcalico/calico}
 CALICO_MODULE_VERSION=${CALICO_MODULE_VERSION:-v1.11.0-cni-plugin.0.20250813170300-a0db560f0520}
@@ -34,10 +34,7 @@ CALICO_BASE_SUITE=${CALICO_BASE_SUITE:-bookworm}
 CALICO_BASE_MIRROR=${CALICO_BASE_MIRROR:-${NETBASE_MIRROR:-http://deb.debian.org/debian}}
 CALICO_BASE_PACKAGES=${CALICO_BASE_PACKAGES:-bird,runit,iptables,nftables,ipset,conntrack,iproute2,kmod,procps}
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ARCHIPELAGO_CACHE=${ARCHIPELAGO_CACHE:-/var/cache/archipelago}
-ARCHIPELAGO_FORCE=${ARCHIPELAGO_FORCE:-0}
-NICE=${ARCHIPELAGO_NICE:-10}
+NAME=calico-images
 OUT=$ARCHIPELAGO_CACHE/artifacts/calico-images-$CALICO_VERSION
 RECIPE=2                                             # bump when the steps below change
 
@@ -50,69 +47,20 @@ cni_image=$CALICO_CNI_IMAGE
 base=$CALICO_BASE_SUITE $CALICO_BASE_PACKAGES
 recipe=$RECIPE"
 
-log() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-up_to_date() {
-    [[ $ARCHIPELAGO_FORCE != 1 && -f $OUT/VERSIONS ]] && [[ $(<"$OUT/VERSIONS") == "$WANTED_VERSIONS" ]]
-}
-if up_to_date; then
-    log "calico images up to date: $OUT"
-    exit 0
-fi
-
-GO=$(ARCHIPELAGO_CACHE=$ARCHIPELAGO_CACHE "$SCRIPT_DIR/../go-toolchain.py") || die "no usable Go, see the line above"
-PATH=$(dirname "$GO"):$PATH
-export PATH
-unset GOROOT
-export GOMODCACHE=$ARCHIPELAGO_CACHE/go/mod GOCACHE=$ARCHIPELAGO_CACHE/go/build
-export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$SCRIPT_DIR/../../lab/containers.conf}
-command -v podman >/dev/null || die "podman not found (apt-get install podman runc)"
+artifacts_begin
 command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
-mkdir -p "$GOMODCACHE" "$GOCACHE" "$ARCHIPELAGO_CACHE/artifacts" "$ARCHIPELAGO_CACHE/src"
-cd "$ARCHIPELAGO_CACHE"
-
-exec 7>"$ARCHIPELAGO_CACHE/.calico-images.lock"
-if ! flock -n 7; then
-    log "waiting for another calico-images run"
-    flock 7
-fi
-if up_to_date; then
-    log "calico images up to date: $OUT"
-    exit 0
-fi
-
-START=$SECONDS
-step() { STEP_NAME=$1; STEP_START=$SECONDS; log "==> $1"; }
-step_done() { log "    $STEP_NAME: $((SECONDS - STEP_START)) s"; }
-
-WORK=$OUT.tmp
-rm -rf "$WORK"
-mkdir -p "$WORK/images" "$WORK/stage"
-STAGE=$WORK/stage
 
 # ---------------------------------------------------------------------------------------------
 # Source: the module, copied to a writable tree whose go.mod takes the api module from the proxy
 # ---------------------------------------------------------------------------------------------
 step "calico $CALICO_VERSION source ($CALICO_MODULE@$CALICO_MODULE_VERSION)"
-json=$(go mod download -json "$CALICO_MODULE@$CALICO_MODULE_VERSION") || die "cannot download $CALICO_MODULE@$CALICO_MODULE_VERSION: $json"
-sum=$(sed -n 's/^\t"Sum": "\(.*\)",\?$/\1/p' <<<"$json")
-dir=$(sed -n 's/^\t"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
-[[ $sum == "$CALICO_MODULE_SUM" ]] || die "$CALICO_MODULE@$CALICO_MODULE_VERSION has checksum $sum, expected $CALICO_MODULE_SUM"
 SRC=$ARCHIPELAGO_CACHE/src/calico-$CALICO_VERSION
-if [[ ! -f $SRC/.archipelago-source || $(<"$SRC/.archipelago-source") != "$sum $CALICO_API_MODULE_VERSION" ]]; then
-    rm -rf "$SRC" "$SRC.tmp"
-    mkdir -p "$SRC.tmp"
-    cp -r "$dir/." "$SRC.tmp/"
-    chmod -R u+w "$SRC.tmp"
-    sed -i "s|^\(\s*github.com/projectcalico/api\) => \./api\$|\1 => github.com/projectcalico/api $CALICO_API_MODULE_VERSION|" \
-        "$SRC.tmp/go.mod"
-    grep -q "github.com/projectcalico/api => github.com/projectcalico/api $CALICO_API_MODULE_VERSION" "$SRC.tmp/go.mod" ||
-        die "$SRC.tmp/go.mod has no 'github.com/projectcalico/api => ./api' line to replace"
-    printf '%s %s\n' "$sum" "$CALICO_API_MODULE_VERSION" >"$SRC.tmp/.archipelago-source"
-    mv "$SRC.tmp" "$SRC"
-fi
+module_copy "$CALICO_MODULE@$CALICO_MODULE_VERSION" "$SRC" "$CALICO_MODULE_SUM"
+# Once per copy (the `=> ./api` line is gone afterwards); a changed CALICO_API_MODULE_VERSION rewrites the line.
+sed -i -E "s#^(\s*github.com/projectcalico/api) => (\./api|github.com/projectcalico/api v[^ ]+)\$#\1 => github.com/projectcalico/api $CALICO_API_MODULE_VERSION#" \
+    "$SRC/go.mod"
+grep -q "github.com/projectcalico/api => github.com/projectcalico/api $CALICO_API_MODULE_VERSION" "$SRC/go.mod" ||
+    die "$SRC/go.mod has no 'github.com/projectcalico/api => ./api' line to replace"
 step_done
 
 # ---------------------------------------------------------------------------------------------
@@ -169,11 +117,8 @@ for template in bird_ipam.cfg.template bird6_ipam.cfg.template; do
 done
 ! grep -rq krt_tunnel "$ctx/etc/calico/confd/templates" || die "a confd template still sets krt_tunnel"
 cp "$STAGE/calico-node" "$STAGE/mountns" "$ctx/"
-log "    $CALICO_NODE_IMAGE"
-podman build -q --pull=never --build-arg "BASE=$BASE" -f "$SCRIPT_DIR/Containerfile.calico-node" \
-    -t "$CALICO_NODE_IMAGE" "$ctx" >/dev/null
-podman save -q --format docker-archive -o "$WORK/images/calico-node.tar" "$CALICO_NODE_IMAGE"
-printf '%s %s\n' "$CALICO_NODE_IMAGE" calico-node.tar >>"$WORK/images/images.txt"
+image_save "$CALICO_NODE_IMAGE" calico-node.tar "$ctx" "$ARTIFACTS_SCRIPT_DIR/Containerfile.calico-node" \
+    --build-arg "BASE=$BASE"
 
 # The CNI image: the `install` program and the plugins it copies to the node (calico-ipam is the calico binary,
 # which acts on the name it is called by).
@@ -181,18 +126,7 @@ ctx=$WORK/context-cni
 mkdir -p "$ctx/bin"
 cp "$STAGE/install" "$STAGE/calico" "$ctx/bin/"
 ln -s calico "$ctx/bin/calico-ipam"                 # install copies what the link points to
-log "    $CALICO_CNI_IMAGE"
-podman build -q --pull=never -f "$SCRIPT_DIR/Containerfile.calico-cni" -t "$CALICO_CNI_IMAGE" "$ctx" >/dev/null
-podman save -q --format docker-archive -o "$WORK/images/calico-cni.tar" "$CALICO_CNI_IMAGE"
-printf '%s %s\n' "$CALICO_CNI_IMAGE" calico-cni.tar >>"$WORK/images/images.txt"
-rm -rf "$WORK"/context-* "$STAGE"
+image_save "$CALICO_CNI_IMAGE" calico-cni.tar "$ctx" "$ARTIFACTS_SCRIPT_DIR/Containerfile.calico-cni"
 step_done
 
-(cd "$WORK" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs sha256sum) >"$WORK/SHA256SUMS"
-printf '%s\n' "$WANTED_VERSIONS" >"$WORK/VERSIONS"
-if [[ -e $OUT ]]; then
-    mv "$OUT" "$OUT.old.$$"
-    rm -rf "$OUT.old.$$"
-fi
-mv "$WORK" "$OUT"
-log "calico images ready: $OUT (built in $((SECONDS - START)) s)"
+artifacts_finish

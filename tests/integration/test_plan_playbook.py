@@ -528,3 +528,17 @@ def test_a_role_variable_site_sets_itself_is_refused_in_the_inventory_naming_wha
     assert f"birch-cp1 sets {variable.split(':')[0]} in the inventory, but site.yml sets it itself" in output, result.stdout[-2000:]
     assert instead in output, result.stdout[-2000:]
     assert not (inventory / PLAN_DIR / "network-plan.lock.yml").exists()
+
+@pytest.mark.parametrize("metallb", [False, True])
+def test_traefik_without_metallb_or_load_balancer_addresses_is_refused(tmp_path, metallb):
+    """Traefik's Service is of type LoadBalancer: a cluster that turns Traefik on without MetalLB, or without planned
+    LoadBalancer addresses (the example plans none), is refused by the plan play, naming the cluster and the fix."""
+    inventory = copy_example("flat", tmp_path)
+    hosts = inventory / "hosts.yml"
+    extra = ", metallb_enabled: true" if metallb else ""
+    birch = f"vars: {{cluster_name: birch, traefik_enabled: true{extra}}}"
+    hosts.write_text(hosts.read_text().replace("vars: {cluster_name: birch}", birch))
+    result = run_playbook(inventory, ROOT / "playbooks" / "plan.yml")
+    assert result.returncode != 0
+    assert "Cluster birch sets traefik_enabled: true" in result.stdout, result.stdout[-2000:]
+    assert "network_plan.clusters.birch.load_balancer_addresses" in result.stdout, result.stdout[-2000:]

@@ -21,11 +21,12 @@ def tracked(*patterns: str) -> list[Path]:
 
 def test_versions_file_holds_every_component():
     assert set(VERSIONS) == {"kubernetes", "etcd", "coredns", "pause", "flannel", "flannel_cni_plugin", "cni_plugins", "calico",
-                             "metallb"}
+                             "metallb", "traefik", "gateway_api"}
     assert all(isinstance(v, str) and v for v in VERSIONS.values())
 
 
-@pytest.mark.parametrize("name", ["kubernetes", "etcd", "flannel", "calico", "cni_plugins", "flannel_cni_plugin", "coredns", "metallb"])
+@pytest.mark.parametrize("name", ["kubernetes", "etcd", "flannel", "calico", "cni_plugins", "flannel_cni_plugin", "coredns", "metallb",
+                                  "traefik", "gateway_api"])
 def test_no_code_or_configuration_file_repeats_a_version(name):
     version = VERSIONS[name]
     bare = version.removeprefix("v")
@@ -48,8 +49,8 @@ def test_the_artifacts_build_reads_versions_yml():
                             timeout=60, check=False, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     stamp = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    # Calico and MetalLB have stamps of their own (scripts/artifacts/calico-*.sh, metallb.sh).
-    assert stamp == {k: v for k, v in VERSIONS.items() if k not in ("calico", "metallb")}
+    # Calico, MetalLB and Traefik have stamps of their own (scripts/artifacts/calico-*.sh, metallb.sh, traefik.sh).
+    assert stamp == {k: v for k, v in VERSIONS.items() if k not in ("calico", "metallb", "traefik", "gateway_api")}
 
 
 def test_the_artifacts_build_stops_when_a_version_is_missing(tmp_path):
@@ -79,14 +80,15 @@ RESOLVE = """\
       vars:
         role_path: "{{ roles_dir }}/node"  # as inside a role; every role sits at the same depth
         names: [node_kubernetes_version, node_sandbox_image, node_artifacts_dir, kubeadm_control_plane_kubernetes_version,
-                cni_flannel_image, cni_calico_node_image, cni_calico_crds_dir, metallb_artifacts_dir]
+                cni_flannel_image, cni_calico_node_image, cni_calico_crds_dir, metallb_artifacts_dir,
+                traefik_artifacts_dir, traefik_image]
 """
 
 
 def test_the_roles_defaults_resolve_to_versions_yml(tmp_path):
     playbook = tmp_path / "resolve.yml"
     playbook.write_text(RESOLVE)
-    roles = [str(ROOT / "roles" / r) for r in ("node", "kubeadm_control_plane", "cni_flannel", "cni_calico", "metallb")]
+    roles = [str(ROOT / "roles" / r) for r in ("node", "kubeadm_control_plane", "cni_flannel", "cni_calico", "metallb", "traefik")]
     extra = json.dumps({"roles": roles, "roles_dir": str(ROOT / "roles"), "ansible_python_interpreter": sys.executable})
     result = run_ansible("ansible-playbook", "-i", "localhost,", str(playbook), "-e", extra)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -99,3 +101,5 @@ def test_the_roles_defaults_resolve_to_versions_yml(tmp_path):
     assert resolved["cni_calico_node_image"] == f"docker.io/calico/node:{VERSIONS['calico']}"
     assert resolved["cni_calico_crds_dir"].endswith(f"/artifacts/calico-{VERSIONS['calico']}/crds")
     assert resolved["metallb_artifacts_dir"].endswith(f"/artifacts/metallb-{VERSIONS['metallb']}")
+    assert resolved["traefik_artifacts_dir"].endswith(f"/artifacts/traefik-{VERSIONS['traefik']}")
+    assert resolved["traefik_image"] == f"docker.io/library/traefik:{VERSIONS['traefik']}"
