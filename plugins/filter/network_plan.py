@@ -635,8 +635,9 @@ def _check_locked(plan: dict, locked: dict, needs: dict, exclusions: list, lock_
     for (kind, family, name), net in sorted(locked.items(), key=lambda i: i[0]):
         if family not in plan["ip_families"]:
             continue
-        pool = plan["pools"][kind].get(family, [])
-        if not any(net in block for block in pool):
+        # Against the pool as one set: the planner carves from adjacent blocks as one space, so a range may span two.
+        pool = netaddr.IPSet(plan["pools"][kind].get(family, []))
+        if net not in pool:
             _fail(
                 f"cluster {name}'s locked {kind} range {net} ({where}) is no longer inside pools.{kind}.{family}; put the "
                 "block back in the pool (renumbering a live cluster destroys it), or, if the cluster is gone, remove it "
