@@ -161,9 +161,12 @@ def test_address_moves_to_the_other_worker_when_the_announcing_node_stops(servic
         last_before = max(t for t, n in answers if n == announcer)
         first_after = min(t for t, n in answers if t > stopped_at and n in other)
         failed = sum(1 for t, n in answers if last_before < t < first_after and not n)
-        print(f"LoadBalancer {service}: {announcer} stopped, {other} answered {first_after - last_before:.1f} s after the "
-              f"last answer from {announcer} ({failed} probes failed in between; podman stop took "
-              f"{first_after - stopped_at:.1f} s to the first new answer)")
+        measured = (f"LoadBalancer {service}: {announcer} stopped, {other} answered {first_after - last_before:.1f} s after the "
+                    f"last answer from {announcer} ({failed} probes failed in between; podman stop took "
+                    f"{first_after - stopped_at:.1f} s to the first new answer; load average {os.getloadavg()[0]:.1f})")
+        print(measured)
+        # Kept beside the scenario's other measurements (the ephemeral directory), for benchmarks/README.md.
+        (Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "lb-failover.txt").write_text(measured + "\n")
         # Memberlist notices a dead speaker within seconds; the bound leaves room for the loaded lab machine.
         assert first_after - last_before < 60, answers[-40:]
         answer = ext.run(ask(service, 80))
