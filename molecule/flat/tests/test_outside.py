@@ -179,3 +179,13 @@ def test_address_moves_to_the_other_worker_when_the_announcing_node_stops(servic
     state = subprocess.run(["podman", "inspect", "--format", "{{.State.Running}}", container],
                            capture_output=True, text=True, timeout=60, check=False)
     assert state.stdout.strip() == "true", state
+
+
+def test_the_restarted_node_serves_its_pods_again(service):
+    """The failover above stopped and started a node: once it is back, its server pod is ready again, which needs the
+    pods' gateway route (169.254.1.1, role cni_calico's unit) back on the node. Without it the pod's ARP for its gateway
+    went unanswered after the restart and the pod never became ready."""
+    kubectl("alpha", f"-n {LB_NS} rollout status daemonset/lb-whoami --timeout=300s")
+    pods = json.loads(kubectl("alpha", f"-n {LB_NS} get pods -o json"))["items"]
+    ready = {p["spec"]["nodeName"]: {c["type"]: c["status"] for c in p["status"].get("conditions", [])}.get("Ready") for p in pods}
+    assert set(ready) == set(workers()) and set(ready.values()) == {"True"}, ready
