@@ -508,14 +508,16 @@ def test_every_role_variable_a_site_step_sets_is_listed_for_the_refusal():
     site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
     steps = [ROOT / "playbooks" / entry["ansible.builtin.import_playbook"] for entry in site]
     set_by_steps = set().union(*(_role_variables_set_by(step, roles) for step in steps))
-    listed = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "site_sets.yml").read_text())["site_sets"])
+    lists = yaml.safe_load((ROOT / "playbooks" / "vars" / "site_sets.yml").read_text())
+    listed, honoured = set(lists["site_sets"]), set(lists["site_honours"])
     assert set_by_steps, "no step sets a role variable: the walk is broken"
-    assert set_by_steps - listed == set(), "set by a site.yml step but missing from playbooks/vars/site_sets.yml"
-    assert listed - set_by_steps == set(), "listed in playbooks/vars/site_sets.yml but set by no site.yml step"
+    assert not listed & honoured, "a variable is both refused and honoured"
+    assert set_by_steps - listed - honoured == set(), "set by a site.yml step but missing from playbooks/vars/site_sets.yml"
+    assert (listed | honoured) - set_by_steps == set(), "listed in playbooks/vars/site_sets.yml but set by no site.yml step"
 
 
 @pytest.mark.parametrize(("variable", "instead"), [
-    ("kubeadm_control_plane_endpoint: 10.0.0.9:6443", "kubeadm_control_plane_endpoint: api_vip, on the cluster's group"),
+    ("kubeadm_control_plane_pod_subnets: [10.0.0.0/16]", "kubeadm_control_plane_pod_subnets: network_plan (the cluster's pod ranges"),
     ("cni_flannel_ip_masq: true", "cni_flannel_ip_masq: network_plan.model"),
 ])
 def test_a_role_variable_site_sets_itself_is_refused_in_the_inventory_naming_what_to_set(tmp_path, variable, instead):
