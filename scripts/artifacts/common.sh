@@ -1,5 +1,5 @@
-# Sourced by the add-on artifact scripts (calico-images.sh, metallb.sh, traefik.sh): the steps each of them takes the
-# same way, so that a fix lands once. Each script sets, before it calls any of these:
+# Sourced by the add-on artifact scripts (calico-crds.sh, calico-images.sh, metallb.sh, traefik.sh): the steps each
+# of them takes the same way, so that a fix lands once. Each script sets, before it calls any of these:
 #
 #   NAME              short name for messages and the lock file (metallb, traefik, ...)
 #   OUT               the finished directory, $ARCHIPELAGO_CACHE/artifacts/<name>-<version>
