@@ -6,6 +6,7 @@ through), and each case must fail at validation: failed=1, changed=0, and a mess
 
 import json
 import re
+import sys
 
 import pytest
 from helpers import run_ansible
@@ -40,3 +41,34 @@ def test_bad_input_fails_before_any_change(tmp_path, extra_vars, message):
     assert result.returncode != 0, output
     assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", output), output
     assert re.search(message, output), output
+
+
+def test_a_lab_host_refuses_an_online_package_source(tmp_path):
+    """The lab marks its hosts with the local fact archipelago_lab: such a host has no way off the machine, so the
+    node role refuses the online source before it rewrites containerd's configuration."""
+    facts = tmp_path / "facts.d"
+    facts.mkdir()
+    (facts / "archipelago_lab.fact").write_text('{"lab": "molecule-flat", "offline": true}\n')
+    playbook = tmp_path / "node.yml"
+    playbook.write_text(f"""
+- name: Apply the node role to a host marked as a lab host, in check mode
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  pre_tasks:
+    - name: Read the local facts from the test's directory
+      ansible.builtin.setup:
+        gather_subset: [min]
+        fact_path: {facts}
+  roles:
+    - role: node
+      node_package_source: online
+""")
+    # The setup module runs, so the controller's own Python runs it (discovery may find a broken shim).
+    result = run_ansible("ansible-playbook", "-i", "localhost,", "--check", "-e", f"ansible_python_interpreter={sys.executable}",
+                         str(playbook), timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", output), output
+    refusal = r"localhost is a host of an air-gapped lab \(lab_name:\s+molecule-flat\), but node_package_source is 'online'"
+    assert re.search(refusal, output), output
