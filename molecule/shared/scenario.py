@@ -64,6 +64,9 @@ def run_playbook(playbook: Path, extra: dict | None = None, inventory: Path | No
     JSON report (a playbook that could not even start): "nothing changed" must never be read from a report that does
     not exist."""
     env = {**ansible_env(), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+    # No other callback either: one enabled for the scenario (ansible.posix.profile_tasks, say, in the provisioner's env,
+    # which molecule hands the verifier too) prints to stdout and breaks the JSON report.
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or inventory_path()), str(playbook)]
     if extra is not None:
         command += ["-e", json.dumps(extra)]

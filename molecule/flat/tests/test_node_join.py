@@ -72,11 +72,8 @@ def test_a_new_calico_node_is_peered_and_its_block_routed_by_bgp_alone():
     removed = sorted(set(conf_before.splitlines()) - set(conf_after.splitlines()))
     assert removed == [] and added and all(line.startswith(f" neighbor {NEW_IP} ") for line in added), (added, removed)
 
-    kubectl("alpha", f"wait --for=condition=Ready node/{NEW} --timeout=180s")
-    assert wait_for(lambda: calico_node_ready(NEW), 240), kubectl("alpha", "-n kube-system get pods -l k8s-app=calico-node -o wide")
-    assert wait_for(lambda: established(NEW_IP), 90), bgp("show bgp ipv4 unicast summary json")
-
-    # A server pod on the new node (the test image is preloaded as molecule's prepare does for the other nodes).
+    # The test image for a server pod on the new node, preloaded as molecule's prepare does for the other nodes. Loaded
+    # before the waits below: the copy and import overlap the new node's start of calico-node and its BGP session.
     new = lab_host(NEW)
     # The same image and archive as prepare.yml: the newest localhost/arch-lab-base, saved under its tag.
     images = subprocess.run(["podman", "images", "--filter", "reference=localhost/arch-lab-base", "--format", "{{.Repository}}:{{.Tag}}"],
@@ -87,6 +84,11 @@ def test_a_new_calico_node_is_peered_and_its_block_routed_by_bgp_alone():
     assert copied.returncode == 0, copied.stderr
     imported = new.run(f"ctr -n k8s.io images import /var/tmp/test-image.tar && ctr -n k8s.io images tag --force {images[0]} {IMAGE}")
     assert imported.rc == 0, imported.stderr
+
+    kubectl("alpha", f"wait --for=condition=Ready node/{NEW} --timeout=180s")
+    assert wait_for(lambda: calico_node_ready(NEW), 240), kubectl("alpha", "-n kube-system get pods -l k8s-app=calico-node -o wide")
+    assert wait_for(lambda: established(NEW_IP), 90), bgp("show bgp ipv4 unicast summary json")
+
     kubectl("alpha", "apply -f -", stdin=json.dumps(pod("whoami-w2", NEW, WHOAMI, 8080)))
     kubectl("alpha", f"-n {NS} wait --for=condition=Ready pod/whoami-w2 --timeout=120s")
     server = json.loads(kubectl("alpha", f"-n {NS} get pod whoami-w2 -o json"))["status"]["podIP"]
