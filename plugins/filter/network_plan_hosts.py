@@ -21,8 +21,9 @@ description:
     the plan is flat but the inventory has gateways;
     a cluster with several gateways lacks C(gateway_internal_vip) or C(gateway_transit_vip) (and, planned with IPv6,
     C(gateway_internal_vip6) or C(gateway_transit_vip6)), its gateways disagree on them, a lone gateway sets them, one
-    is not of its family (the C(6) ones IPv6, the others IPv4), a cluster planned without IPv6 sets an IPv6 one, lies inside a planned range, is a host's address or another
-    virtual address, or (the internal one) lies outside the node networks;
+    is not of its family (the C(6) ones IPv6, the others IPv4), a cluster planned without IPv6 sets an IPv6 one, one
+    lies inside a planned range, is a host's address or another virtual address, or (the internal one) lies outside
+    the node networks;
     a cluster's C(api_vip) (its virtual API address) is not an IP address of one of the cluster's families, lies outside
     the node networks or on a node network's own network or broadcast address, lies inside a planned range, is a node's
     address or another cluster's VIP, differs between the cluster's hosts, or a control plane of the cluster has no node
@@ -277,16 +278,17 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
                 _fail(f"cluster {cluster}: {key} {value!r} is not an IP address; give a free IPv{version} address")
             if vip.version != version:
                 _fail(f"cluster {cluster}: {key} {vip} is IPv{vip.version}; {key} is the IPv{version} virtual address: "
-                      f"give a free IPv{version} address" + (" (the IPv6 ones are gateway_internal_vip6 and gateway_transit_vip6)"
-                                                             if version == 4 else ""))
+                      f"give a free IPv{version} address"
+                      + (" (the IPv6 ones are gateway_internal_vip6 and gateway_transit_vip6)" if version == 4 else ""))
             label = _inside(context["ranges"], vip)
             if label:
                 _fail(f"cluster {cluster}: {key} {vip} is inside {label}; "
                       "give an address outside every planned pod, service and global range")
-            if key in ("gateway_internal_vip", "gateway_internal_vip6") and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
+            internal = key in ("gateway_internal_vip", "gateway_internal_vip6")
+            if internal and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
                 known = ", ".join(str(n) for n in context["node_networks"])
                 _fail(
-                    f"cluster {cluster}: gateway_internal_vip {vip} is outside every node network ({known}); it is the nodes' "
+                    f"cluster {cluster}: {key} {vip} is outside every node network ({known}); it is the nodes' "
                     "next hop on their own network: give a free address of the gateways' internal network"
                 )
             if vip in context["owners"]:
