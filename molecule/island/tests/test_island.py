@@ -84,6 +84,19 @@ def answered(result):
         return None
 
 
+def first_answer(run, seconds=30):
+    """Runs run() until a whoami server answers with an address, bounded (the pods' IPv6 listeners and kube-proxy's
+    IPv6 NodePort come up on their own); returns the last result, to be checked by the caller."""
+    results = []
+
+    def answers():
+        results.append(run())
+        return answered(results[-1]) is not None
+
+    wait_for(answers, seconds)
+    return results[-1]
+
+
 def addresses_in(text):
     """Every IPv6 address in tcpdump's text output (an address may carry its port after a dot, or end a field with ':')."""
     found = set()
@@ -278,8 +291,8 @@ def test_a_pod_in_alpha_reaches_beta_export_over_ipv6_and_the_server_sees_alpha_
     active = gateway_failover.active_gateway()
     backup = next(name for name in ALPHA_GATEWAYS if name != active)
     assert f"via {ALPHA_INTERNAL_VIP6}" in lab_host("alpha-cp1").run(f"ip -6 route show {plan['beta']['global_cidrs'][1]}").stdout
-    result = in_pod("alpha", "client", ask6(gw["beta"]["vip6"], 8080))
-    assert answered(result) == gw["alpha"]["egress6"], (result.stdout, result.stderr)
+    result = first_answer(lambda: in_pod("alpha", "client", ask6(gw["beta"]["vip6"], 8080)))
+    assert answered(result) == gw["alpha"]["egress6"], (result.rc, result.stdout, result.stderr)
     beta_status = lab_host("beta-gw").run("archipelago-gateway-status").stdout
     translated = rf"src={re.escape(gw['alpha']['egress6'])} dst={re.escape(gw['beta']['vip6'])} .* src={NODE6['beta']} "
     assert re.search(translated, beta_status), beta_status
@@ -294,8 +307,8 @@ def test_external_host_reaches_both_clusters_exports_over_ipv6_and_nothing_else(
     gateway), and the pod sees ext1's own IPv6 address; no other port of an IPv6 VIP answers, nor the egress address."""
     ext = lab_host("ext1")
     for cluster in ("alpha", "beta"):
-        result = ext.run(ask6(gw[cluster]["vip6"], 8080))
-        assert answered(result) == EXT6, (cluster, result.stdout, result.stderr)
+        result = first_answer(lambda: ext.run(ask6(gw[cluster]["vip6"], 8080)))
+        assert answered(result) == EXT6, (cluster, result.rc, result.stdout, result.stderr)
         for address, port in ((gw[cluster]["vip6"], 8081), (gw[cluster]["vip6"], 30080), (gw[cluster]["egress6"], 8080)):
             result = ext.run(ask6(address, port, timeout=2))
             assert result.rc != 0 and not result.stdout.strip(), (cluster, address, port, result.stdout)
