@@ -307,7 +307,7 @@ def test_external_host_reaches_both_clusters_exports_over_ipv6_and_nothing_else(
     gateway), and the pod sees ext1's own IPv6 address; no other port of an IPv6 VIP answers, nor the egress address."""
     ext = lab_host("ext1")
     for cluster in ("alpha", "beta"):
-        result = first_answer(lambda: ext.run(ask6(gw[cluster]["vip6"], 8080)))
+        result = first_answer(lambda vip=gw[cluster]["vip6"]: ext.run(ask6(vip, 8080)))
         assert answered(result) == EXT6, (cluster, result.rc, result.stdout, result.stderr)
         for address, port in ((gw[cluster]["vip6"], 8081), (gw[cluster]["vip6"], 30080), (gw[cluster]["egress6"], 8080)):
             result = ext.run(ask6(address, port, timeout=2))
