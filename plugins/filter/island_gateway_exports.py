@@ -14,6 +14,10 @@ author: Archipelago
 version_added: "0.1.0"
 short_description: Assign a gateway's egress addresses and export VIPs from its cluster's global range
 description:
+  - One call serves one IP family (O(family)): the cluster's global ranges, node addresses, backends and
+    LoadBalancer ranges of that family are used, the others ignored. An export is served on a family when it has a
+    target of that family (node addresses of that family for a C(node_port), backends or a C(load_balancer) address of
+    that family); its fixed VIP is C(vip) for IPv4 and C(vip6) for IPv6.
   - Egress addresses are the first O(egress_count) usable addresses of the cluster's global range (usable means
     not the range's first or last address).
   - Every export gets a VIP. A fixed C(vip) is used as given (several exports may share one VIP on different
@@ -30,11 +34,11 @@ options:
   _input:
     description: The exports, each C(name), C(protocol) (tcp, udp), C(port), and one target, C(node_port), C(backends)
       (a list of C(address) and C(port)) or C(load_balancer) (C(address), and C(port), by default the export's port),
-      with an optional fixed C(vip).
+      with an optional fixed C(vip) (IPv4) and C(vip6) (IPv6).
     type: list
     required: true
   global_cidrs:
-    description: The cluster's global ranges (the plan's C(global_cidrs)); only IPv4 ranges are used.
+    description: The cluster's global ranges (the plan's C(global_cidrs)); only the ranges of O(family) are used.
     type: list
     required: true
   nodes:
@@ -57,8 +61,13 @@ options:
     type: list
     default: []
   internal_network:
-    description: The network of the gateway's internal interface; when given, a C(load_balancer) target must lie in it.
+    description: The network of the gateway's internal interface (of O(family)); when given, a C(load_balancer) target
+      of that family must lie in it.
     type: str
+  family:
+    description: The IP family served, 4 or 6.
+    type: int
+    default: 4
 """
 
 EXAMPLES = r"""
@@ -77,8 +86,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(egress) (addresses), C(exports) (each with its C(vip) and C(backends)), C(buckets),
-    C(elements) (rows of the DNAT map) and C(lock) (export name to VIP, for the next call).
+  description: C(egress) (addresses), C(exports) (each with its C(vip) and C(backends); only the exports served on
+    O(family)), C(buckets), C(elements) (rows of the DNAT map) and C(lock) (export name to VIP, for the next call).
   type: dict
 """
 
@@ -102,32 +111,37 @@ def _port(value, what: str) -> int:
     return port
 
 
-def _address(value, what: str) -> str:
+def _address(value, what: str, version: int | None = None) -> netaddr.IPAddress:
     try:
-        address = netaddr.IPAddress(str(value))
+        address = netaddr.IPAddress(str(value), flags=netaddr.INET_PTON)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         _fail(f"{what} is {value!r}, which is not an IP address.")
-    if address.version != 4:
-        _fail(f"{what} is {value}; the gateway translates IPv4 only. Use an IPv4 address.")
-    return str(address)
+    if version is not None and address.version != version:
+        _fail(f"{what} is {value}, which is not an IPv{version} address. Use an IPv{version} address"
+              + (" (an export's IPv6 VIP is vip6, its IPv4 VIP is vip)." if "vip" in what else "."))
+    return address
 
 
-def _load_balancer(name: str, target, port: int, load_balancers: list, internal) -> tuple[str, int]:
-    """A load_balancer target: one address of the cluster's planned LoadBalancer ranges, on the gateway's link."""
+def _load_balancer(name: str, target, port: int, load_balancers: list, internal, family: int) -> tuple[str, int] | None:
+    """A load_balancer target: one address of the cluster's planned LoadBalancer ranges, on the gateway's link.
+    None when the address is of the other family (the export is not served on this one)."""
     if not isinstance(target, dict) or "address" not in target:
         _fail(f"export {name} has load_balancer {target!r}; give {{address: <a LoadBalancer address of the cluster>, "
               "port: <the Service's port, by default the export's port>}.")
-    address = _address(target["address"], f"export {name}'s load_balancer address")
+    parsed = _address(target["address"], f"export {name}'s load_balancer address")
     target_port = _port(target.get("port", port), f"export {name}'s load_balancer port")
+    if parsed.version != family:
+        return None
+    address = str(parsed)
     if not load_balancers:
         _fail(f"export {name} targets LoadBalancer address {address}, but the cluster has no LoadBalancer range in the "
               "plan. Give it one with network_plan.clusters.<cluster>.load_balancer_addresses (and a block of its node "
               "network in network_plan.pools.load_balancers), or target a node_port or backends instead.")
-    if address not in netaddr.IPSet(load_balancers):
+    if parsed not in netaddr.IPSet(load_balancers):
         _fail(f"export {name} targets LoadBalancer address {address}, outside the cluster's LoadBalancer ranges "
               f"{', '.join(map(str, load_balancers))} (the plan's load_balancer_cidrs). Use an address of those ranges, "
               "and pin it on the Service with the metallb.io/loadBalancerIPs annotation.")
-    if internal is not None and address not in internal:
+    if internal is not None and internal.version == family and parsed not in internal:
         _fail(f"export {name} targets LoadBalancer address {address}, outside the gateway's internal network {internal}: "
               "the gateway reaches a LoadBalancer address on its node link, where MetalLB announces it. Put the cluster's "
               "pools.load_balancers block in its node network.")
@@ -141,30 +155,44 @@ def _buckets(counts: list[int]) -> int:
     return lcm if lcm <= MAX_BUCKETS else max(counts)
 
 
+def _usable(ranges):
+    """The usable addresses of the ranges, in order, lazily (an IPv6 range may be huge)."""
+    for r in ranges:
+        if r.size > 2:
+            for index in range(1, r.size - 1):
+                yield str(r[index])
+        else:
+            yield from (str(a) for a in r)
+
+
 def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_range=(30000, 32767),
-           load_balancer_cidrs=(), internal_network=None) -> dict:
+           load_balancer_cidrs=(), internal_network=None, family=4) -> dict:
     """Plain-data core of the filter: see DOCUMENTATION."""
+    if family not in (4, 6):
+        _fail(f"family is {family!r}; give 4 or 6.")
     ranges = [netaddr.IPNetwork(str(c)) for c in global_cidrs or []]
-    ranges = [r for r in ranges if r.version == 4]
+    ranges = [r for r in ranges if r.version == family]
     if not ranges:
-        _fail(f"the cluster's global ranges {list(global_cidrs or [])} hold no IPv4 range; "
-              "the plan gives island clusters one (pools.global.ipv4).")
-    usable = [str(a) for r in ranges for a in (r[1:-1] if r.size > 2 else r)]
+        _fail(f"the cluster's global ranges {list(global_cidrs or [])} hold no IPv{family} range; "
+              f"the plan gives island clusters one per family (pools.global.ipv{family}).")
+    usable_count = sum(r.size - 2 if r.size > 2 else r.size for r in ranges)
     egress_count = int(egress_count)
-    if not 1 <= egress_count < len(usable):
+    if not 1 <= egress_count < usable_count:
         _fail(f"egress_count is {egress_count}; it must be at least 1 and leave room for VIPs in {', '.join(map(str, ranges))} "
-              f"({len(usable)} usable addresses). Lower it, or raise the cluster's global_addresses in the plan.")
-    egress = usable[:egress_count]
+              f"({usable_count} usable addresses). Lower it, or raise the cluster's global_addresses in the plan.")
+    first = _usable(ranges)
+    egress = [next(first) for _ in range(egress_count)]
     in_range = netaddr.IPSet(ranges)
     low, high = (int(p) for p in nodeport_range)
     nodes = [_address(n, "a node address") for n in nodes or []]
+    nodes = [str(n) for n in nodes if n.version == family]
     load_balancers = []
     for cidr in load_balancer_cidrs or []:
         try:
             network = netaddr.IPNetwork(str(cidr))
         except (netaddr.AddrFormatError, ValueError, TypeError):
             _fail(f"load_balancer_cidrs holds {cidr!r}, which is not a network; hand over the plan's load_balancer_cidrs.")
-        if network.version == 4:
+        if network.version == family:
             load_balancers.append(network)
     internal = None
     if internal_network not in (None, ""):
@@ -172,6 +200,7 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
             internal = netaddr.IPNetwork(str(internal_network))
         except (netaddr.AddrFormatError, ValueError, TypeError):
             _fail(f"internal_network is {internal_network!r}, which is not a network; give the internal interface's CIDR.")
+    vip_key = "vip" if family == 4 else "vip6"
 
     checked = []
     names = set()
@@ -191,8 +220,12 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
         if sum(1 for key in TARGETS if key in export) != 1:
             _fail(f"export {name} needs exactly one target: node_port (a Service's NodePort, on every node), "
                   "backends (a list of address and port) or load_balancer (a LoadBalancer Service's address and port).")
+        for key, version in (("vip", 4), ("vip6", 6)):
+            if export.get(key) not in (None, ""):
+                _address(export[key], f"export {name}'s {key}", version)
         if "load_balancer" in export:
-            backends = [_load_balancer(name, export["load_balancer"], port, load_balancers, internal)]
+            target = _load_balancer(name, export["load_balancer"], port, load_balancers, internal, family)
+            backends = [target] if target else []
         elif "node_port" in export:
             node_port = export["node_port"]
             try:
@@ -203,7 +236,7 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
                 _fail(f"export {name} targets node_port {node_port!r}, outside the NodePort range {low}-{high}. "
                       "Use the Service's nodePort (kubectl get service -o jsonpath='{.spec.ports[*].nodePort}'), "
                       "or list explicit backends.")
-            if not nodes:
+            if not nodes and family == 4:
                 _fail(f"export {name} targets node_port {node_port}, but the cluster has no node addresses; "
                       "hand them over as island_gateway_nodes.")
             backends = [(n, int(node_port)) for n in nodes]
@@ -215,17 +248,24 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
             for backend in given:
                 if not isinstance(backend, dict):
                     _fail(f"export {name} has backend {backend!r}; each backend is {{address: ..., port: ...}}.")
-                backends.append((_address(backend.get("address"), f"export {name}'s backend address"),
-                                 _port(backend.get("port"), f"export {name}'s backend port")))
-        vip = export.get("vip")
+                address = _address(backend.get("address"), f"export {name}'s backend address")
+                backend_port = _port(backend.get("port"), f"export {name}'s backend port")
+                if address.version == family:
+                    backends.append((str(address), backend_port))
+        vip = export.get(vip_key)
+        if not backends:
+            if vip not in (None, ""):
+                _fail(f"export {name} has {vip_key} {vip}, but no IPv{family} target: no node address, backend or "
+                      f"load_balancer address of IPv{family}. Give it an IPv{family} target, or remove {vip_key}.")
+            continue  # not served on this family
         if vip not in (None, ""):
-            vip = _address(vip, f"export {name}'s vip")
+            vip = str(_address(vip, f"export {name}'s {vip_key}", family))
             if vip not in in_range:
-                _fail(f"export {name} has vip {vip}, outside the cluster's global range {', '.join(map(str, ranges))}. "
-                      f"Pick a vip inside it, or leave vip unset to get one assigned.")
+                _fail(f"export {name} has {vip_key} {vip}, outside the cluster's global range "
+                      f"{', '.join(map(str, ranges))}. Pick a {vip_key} inside it, or leave {vip_key} unset to get one assigned.")
             if vip in egress:
-                _fail(f"export {name} has vip {vip}, which is an egress address of the cluster ({', '.join(egress)}). "
-                      f"Pick another address of {', '.join(map(str, ranges))}, or leave vip unset.")
+                _fail(f"export {name} has {vip_key} {vip}, which is an egress address of the cluster ({', '.join(egress)}). "
+                      f"Pick another address of {', '.join(map(str, ranges))}, or leave {vip_key} unset.")
         else:
             vip = None
         checked.append({"name": name, "protocol": protocol, "port": port, "vip": vip, "fixed": vip is not None, "backends": backends})
@@ -236,28 +276,30 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
     # Locked exports keep their VIP first, whatever their place in the list, so new exports never move them.
     for export in checked:
         locked = lock.get(export["name"])
-        if export["fixed"] or locked is None or locked not in in_range or locked in egress:
+        if export["fixed"] or locked is None or netaddr.IPAddress(locked).version != family or locked not in in_range \
+                or locked in egress:
             continue
         if locked in fixed:
-            _fail(f"export {fixed[locked]} asks for vip {locked}, which export {export['name']} already holds (locked). "
-                  f"Pick another vip for {fixed[locked]}, or leave it unset.")
+            _fail(f"export {fixed[locked]} asks for {vip_key} {locked}, which export {export['name']} already holds (locked). "
+                  f"Pick another {vip_key} for {fixed[locked]}, or leave it unset.")
         export["vip"] = locked
         taken.add(locked)
-    free = (a for a in usable if a not in taken)
+    free = (a for a in _usable(ranges) if a not in taken)
     for export in checked:
         if export["vip"] is None:
             export["vip"] = next(free, None)
             if export["vip"] is None:
                 _fail(f"export {export['name']} gets no VIP: the global range {', '.join(map(str, ranges))} is full "
-                      f"({len(usable)} usable addresses, {egress_count} for egress). "
+                      f"({usable_count} usable addresses, {egress_count} for egress). "
                       "Share a fixed vip across ports, or raise global_addresses in the plan.")
 
     seen = {}
     for export in checked:
         key = (export["vip"], export["protocol"], export["port"])
         if key in seen:
-            _fail(f"exports {seen[key]} and {export['name']} both use {export['vip']}:{export['port']}/{export['protocol']}. "
-                  f"Give one of them another port or vip.")
+            shown = export["vip"] if family == 4 else f"[{export['vip']}]"
+            _fail(f"exports {seen[key]} and {export['name']} both use {shown}:{export['port']}/{export['protocol']}. "
+                  f"Give one of them another port or {vip_key}.")
         seen[key] = export["name"]
 
     buckets = _buckets([len(e["backends"]) for e in checked]) if checked else 1
@@ -276,7 +318,7 @@ def assign(exports, global_cidrs, nodes=(), egress_count=1, lock=None, nodeport_
 
 
 def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lock=None, nodeport_range=None,
-                           load_balancer_cidrs=None, internal_network=None):
+                           load_balancer_cidrs=None, internal_network=None, family=4):
     """Jinja wrapper: checks the arguments, then calls assign()."""
     require_netaddr("island_gateway_exports")
     if exports is None:
@@ -288,8 +330,12 @@ def island_gateway_exports(exports, global_cidrs, nodes=None, egress_count=1, lo
     if load_balancer_cidrs is not None and (isinstance(load_balancer_cidrs, (str, dict)) or not hasattr(load_balancer_cidrs, "__iter__")):
         raise AnsibleFilterError(f"island_gateway_exports: load_balancer_cidrs is {load_balancer_cidrs!r}; give a list of CIDRs "
                                  "(the plan's load_balancer_cidrs), or nothing.")
+    try:
+        family = int(family)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError(f"island_gateway_exports: family is {family!r}; give 4 or 6.") from None
     return assign(exports, global_cidrs, nodes or [], egress_count, lock, nodeport_range or (30000, 32767),
-                  load_balancer_cidrs or [], internal_network)
+                  load_balancer_cidrs or [], internal_network, family)
 
 
 class FilterModule:

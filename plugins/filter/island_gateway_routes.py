@@ -11,11 +11,12 @@ author: Archipelago
 version_added: "0.1.0"
 short_description: Routes to clusters' global ranges, and to other networks, via the given next hops
 description:
-  - For every cluster in the input mapping, one route per IPv4 global range of that cluster in O(plan), via the
-    mapped next hop; then one route per network of O(networks), via O(networks_via).
+  - For every cluster in the input mapping, one route per global range of that cluster in O(plan), via the mapped
+    next hop of the range's family (a cluster maps to one next hop or to a list, one per family; a range of a family
+    with no next hop is not routed); then one route per network of O(networks), via the O(networks_via) of its family.
 options:
   _input:
-    description: Cluster name to next hop (an IPv4 address).
+    description: Cluster name to next hop, or to a list of next hops (at most one per family).
     type: dict
     required: true
   plan:
@@ -23,11 +24,11 @@ options:
     type: dict
     required: true
   networks:
-    description: Further IPv4 networks to route.
+    description: Further networks to route (IPv4 or IPv6).
     type: list
   networks_via:
-    description: Next hop of O(networks).
-    type: str
+    description: Next hop of O(networks), or a list of next hops (at most one per family).
+    type: raw
 """
 
 EXAMPLES = r"""
@@ -45,7 +46,24 @@ _value:
 """
 
 
-def routes(vias: dict, plan: dict, networks=(), networks_via: str | None = None) -> list[dict]:
+def _vias(value, what: str) -> dict:
+    """Family to next hop, from one address or a list of them."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    result = {}
+    for item in values:
+        try:
+            address = netaddr.IPAddress(str(item), flags=netaddr.INET_PTON)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            raise AnsibleFilterError(f"island_gateway_routes: {what} has next hop {item!r}, which is not an IP address; "
+                                     "give an address, or a list of one per family.") from None
+        if address.version in result:
+            raise AnsibleFilterError(f"island_gateway_routes: {what} has two IPv{address.version} next hops "
+                                     f"({result[address.version]}, {address}); give one per family.")
+        result[address.version] = str(address)
+    return result
+
+
+def routes(vias: dict, plan: dict, networks=(), networks_via=None) -> list[dict]:
     """Plain-data core of the filter: see DOCUMENTATION."""
     clusters = plan.get("clusters") or {}
     result = []
@@ -53,12 +71,20 @@ def routes(vias: dict, plan: dict, networks=(), networks_via: str | None = None)
         if name not in clusters:
             raise AnsibleFilterError(f"island_gateway_routes: cluster {name!r} is not in the plan ({', '.join(clusters)}); "
                                      f"set gateway_cluster to a cluster of network_plan.clusters.")
+        by_family = _vias(via, f"cluster {name}")
         for cidr in clusters[name].get("global_cidrs") or []:
-            if netaddr.IPNetwork(cidr).version == 4:
-                result.append({"cidr": str(cidr), "via": str(via)})
+            version = netaddr.IPNetwork(cidr).version
+            if version in by_family:
+                result.append({"cidr": str(cidr), "via": by_family[version]})
     if networks and not networks_via:
         raise AnsibleFilterError(f"island_gateway_routes: networks {list(networks)} need a next hop; give networks_via.")
-    result.extend({"cidr": str(n), "via": str(networks_via)} for n in networks or [])
+    by_family = _vias(networks_via, "networks_via") if networks else {}
+    for network in networks or []:
+        version = netaddr.IPNetwork(str(network)).version
+        if version not in by_family:
+            raise AnsibleFilterError(f"island_gateway_routes: network {network} is IPv{version}, but networks_via "
+                                     f"({networks_via}) has no IPv{version} next hop; add one.")
+        result.append({"cidr": str(network), "via": by_family[version]})
     return result
 
 

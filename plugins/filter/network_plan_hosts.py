@@ -19,10 +19,11 @@ description:
     two Kubernetes hosts have the same node address;
     a node address lies inside a planned pod, service or global range (of any cluster, retained ones included);
     the plan is flat but the inventory has gateways;
-    an island gateway serves a cluster whose plan has IPv6 (the island gateway serves IPv4 only);
-    a cluster with several gateways lacks C(gateway_internal_vip) or C(gateway_transit_vip), its gateways disagree on
-    them, a lone gateway sets them, or one is not IPv4, lies inside a planned range, is a host's address or another
-    virtual address, or (the internal one) lies outside the node networks;
+    a cluster with several gateways lacks C(gateway_internal_vip) or C(gateway_transit_vip) (and, planned with IPv6,
+    C(gateway_internal_vip6) or C(gateway_transit_vip6)), its gateways disagree on them, a lone gateway sets them, one
+    is not of its family (the C(6) ones IPv6, the others IPv4), a cluster planned without IPv6 sets an IPv6 one, one
+    lies inside a planned range, is a host's address or another virtual address, or (the internal one) lies outside
+    the node networks;
     a cluster's C(api_vip) (its virtual API address) is not an IP address of one of the cluster's families, lies outside
     the node networks or on a node network's own network or broadcast address, lies inside a planned range, is a node's
     address or another cluster's VIP, differs between the cluster's hosts, or a control plane of the cluster has no node
@@ -221,11 +222,14 @@ def _check_vip(name: str, vip_text: str, plan: Mapping, context: dict) -> None:
 
 
 GATEWAY_VIPS = ("gateway_internal_vip", "gateway_transit_vip")
+# A cluster planned with IPv6 that has several gateways also needs IPv6 virtual addresses (they move with the IPv4 ones).
+GATEWAY_VIPS6 = ("gateway_internal_vip6", "gateway_transit_vip6")
 
 
 def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
     """Each island cluster's gateway virtual addresses: required, and the same on every gateway, when the cluster has
-    several gateways; refused on a lone gateway; IPv4, outside the planned ranges, no host's address, not shared."""
+    several gateways (the IPv6 ones too when the cluster's plan has IPv6); refused on a lone gateway; of their family
+    (gateway_*_vip IPv4, gateway_*_vip6 IPv6), outside the planned ranges, no host's address, not shared."""
     hostvars = context["hostvars"]
     served: dict = {}
     for gateway in _hosts(groups, "gateways"):
@@ -233,11 +237,18 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
         if isinstance(cluster, str) and cluster in plan["clusters"]:
             served.setdefault(cluster, []).append(gateway)
     for cluster, gateways in sorted(served.items()):
-        for key in GATEWAY_VIPS:
+        families = list(plan["clusters"][cluster].get("ip_families") or plan.get("ip_families") or [])
+        for key in GATEWAY_VIPS + GATEWAY_VIPS6:
+            version = 6 if key in GATEWAY_VIPS6 else 4
             seen: dict = {}
             for gateway in gateways:
                 value = (hostvars.get(gateway) or {}).get(key)
                 seen.setdefault(None if value in (None, "") else str(value), []).append(gateway)
+            if version == 6 and "ipv6" not in families:
+                if next(iter(seen)) is not None or len(seen) > 1:
+                    _fail(f"cluster {cluster} is planned without IPv6 (ip_families {families}), but its gateways set {key}: "
+                          f"remove {key}, or add ipv6 to network_plan.ip_families")
+                continue
             if len(gateways) == 1:
                 if next(iter(seen)) is not None:
                     _fail(
@@ -254,24 +265,30 @@ def _check_gateway_vips(plan: Mapping, groups: Mapping, context: dict) -> None:
             if value is None:
                 _fail(
                     f"cluster {cluster} has {len(gateways)} gateways ({', '.join(gateways)}) but no {key}: its nodes, peers and "
-                    "external hosts reach whichever gateway is active through two virtual addresses. Set gateway_internal_vip "
-                    "(a free address of the gateways' internal network, a node network) and gateway_transit_vip (a free "
-                    "address of the transit network) on the group of the cluster's gateways"
+                    "external hosts reach whichever gateway is active through two virtual addresses per family. Set "
+                    + ("gateway_internal_vip6 (a free IPv6 address of the gateways' internal network, a node network) and "
+                       "gateway_transit_vip6 (a free IPv6 address of the transit network)" if version == 6 else
+                       "gateway_internal_vip (a free address of the gateways' internal network, a node network) and "
+                       "gateway_transit_vip (a free address of the transit network)")
+                    + " on the group of the cluster's gateways"
                 )
             try:
                 vip = netaddr.IPAddress(value, flags=netaddr.INET_PTON)
             except (netaddr.AddrFormatError, ValueError, TypeError):
-                _fail(f"cluster {cluster}: {key} {value!r} is not an IP address; give a free IPv4 address")
-            if vip.version != 4:
-                _fail(f"cluster {cluster}: {key} {vip} is IPv6; the island gateway serves IPv4 only: give a free IPv4 address")
+                _fail(f"cluster {cluster}: {key} {value!r} is not an IP address; give a free IPv{version} address")
+            if vip.version != version:
+                _fail(f"cluster {cluster}: {key} {vip} is IPv{vip.version}; {key} is the IPv{version} virtual address: "
+                      f"give a free IPv{version} address"
+                      + (" (the IPv6 ones are gateway_internal_vip6 and gateway_transit_vip6)" if version == 4 else ""))
             label = _inside(context["ranges"], vip)
             if label:
                 _fail(f"cluster {cluster}: {key} {vip} is inside {label}; "
                       "give an address outside every planned pod, service and global range")
-            if key == "gateway_internal_vip" and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
+            internal = key in ("gateway_internal_vip", "gateway_internal_vip6")
+            if internal and context["node_networks"] and not any(vip in n for n in context["node_networks"]):
                 known = ", ".join(str(n) for n in context["node_networks"])
                 _fail(
-                    f"cluster {cluster}: gateway_internal_vip {vip} is outside every node network ({known}); it is the nodes' "
+                    f"cluster {cluster}: {key} {vip} is outside every node network ({known}); it is the nodes' "
                     "next hop on their own network: give a free address of the gateways' internal network"
                 )
             if vip in context["owners"]:
@@ -313,17 +330,6 @@ def check_hosts(plan, groups, hostvars, node_networks=None) -> dict:
             "clusters that share ranges, a flat plan routes every pod range directly (routers): remove the gateways, "
             "or plan model: island"
         )
-    for gateway in gateways:
-        cluster = (hostvars.get(gateway) or {}).get("gateway_cluster")
-        if not isinstance(cluster, str) or cluster not in plan["clusters"]:
-            continue  # plan.yml names a gateway of no planned cluster
-        families = list(plan["clusters"][cluster].get("ip_families") or plan.get("ip_families") or [])
-        if "ipv6" in families:
-            _fail(
-                f"gateway {gateway} serves cluster {cluster}, whose plan has ipv6 (ip_families {families}); the island "
-                "gateway serves IPv4 only: plan island clusters that have gateways with ip_families [ipv4], or remove the gateway"
-            )
-
     if node_networks is None:
         node_networks = []
     if not isinstance(node_networks, list):

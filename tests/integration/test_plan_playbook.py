@@ -268,7 +268,9 @@ def test_gateways_in_a_flat_plan_are_refused(tmp_path):
     assert "network_plan_hosts: the plan is flat, but the inventory has gateways (amber-gw)" in error
 
 
-def test_an_island_gateway_for_an_ipv6_cluster_is_refused(tmp_path):
+def test_an_ipv6_virtual_address_on_a_lone_gateway_of_a_dual_stack_cluster_is_refused(tmp_path):
+    """The gateway serves IPv6 (NAT66), so a dual-stack island plan with gateways passes the host checks; a lone gateway
+    that sets an IPv6 virtual address (only several gateways of one cluster share them) is refused, naming it."""
     inventory = copy_example("island", tmp_path)
 
     def dual_stack(data):
@@ -278,11 +280,14 @@ def test_an_island_gateway_for_an_ipv6_cluster_is_refused(tmp_path):
             plan["pools"][kind]["ipv6"] = [block]
 
     edit_yaml(inventory / "group_vars" / "all" / "network_plan.yml", dual_stack)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("north-gw: {ansible_host: 192.168.110.1, gateway_cluster: north}",
+                                               "north-gw: {ansible_host: 192.168.110.1, gateway_cluster: north, "
+                                               "gateway_transit_vip6: 'fd00:110::10'}"))
     error = run_site_expecting_failure(inventory, tmp_path)
     assert (
-        "network_plan_hosts: gateway north-gw serves cluster north, whose plan has ipv6 (ip_families ['ipv4', 'ipv6']); "
-        "the island gateway serves IPv4 only" in error
-    )
+        "network_plan_hosts: gateway north-gw is cluster north's only gateway but sets gateway_transit_vip6 fd00:110::10" in error
+    ), error[-3000:]
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -141,3 +141,60 @@ def test_bad_input_names_the_value_and_the_fix(exports, kwargs, message):
 def test_no_ipv4_global_range_is_an_error():
     with pytest.raises(AnsibleFilterError, match=r"hold no IPv4 range"):
         island_gateway_exports([], ["fd00:64::/124"])
+
+
+DUAL = ["100.64.0.16/28", "fd64::10/124"]
+NODES6 = ["10.0.2.11", "fd00:2::11", "10.0.2.12", "fd00:2::12"]
+
+
+def test_ipv6_family_takes_the_ipv6_range_and_the_ipv6_node_addresses():
+    result = island_gateway_exports([export("a")], DUAL, nodes=NODES6, family=6)
+    assert result["egress"] == ["fd64::11"]
+    assert vips(result) == {"a": "fd64::12"}
+    assert [(e["address"], e["target_port"]) for e in result["elements"]] == [("fd00:2::11", 30080), ("fd00:2::12", 30080)]
+    ipv4 = island_gateway_exports([export("a")], DUAL, nodes=NODES6)
+    assert ipv4["egress"] == ["100.64.0.17"] and [e["address"] for e in ipv4["elements"]] == ["10.0.2.11", "10.0.2.12"]
+
+
+def test_an_export_is_served_only_in_the_families_of_its_targets():
+    exports = [export("v4", backends=[{"address": "10.0.2.21", "port": 80}]),
+               export("both", 81, backends=[{"address": "10.0.2.21", "port": 80}, {"address": "fd00:2::21", "port": 80}]),
+               {**export("lb", 82, load_balancer={"address": "10.0.2.241"})}]
+    result = island_gateway_exports(exports, DUAL, family=6, load_balancer_cidrs=["10.0.2.240/29", "fd00:2::f0/124"])
+    assert vips(result) == {"both": "fd64::12"}
+    assert [e["address"] for e in result["elements"]] == ["fd00:2::21"]
+
+
+def test_fixed_vip6_is_kept_and_locked_ipv6_vips_stay():
+    first = island_gateway_exports([export("a"), {**export("b", 81), "vip6": "fd64::1e"}], DUAL, nodes=NODES6, family=6)
+    assert vips(first) == {"a": "fd64::12", "b": "fd64::1e"}
+    again = island_gateway_exports([export("z"), export("a")], DUAL, nodes=NODES6, family=6, lock=first["lock"])
+    assert vips(again) == {"z": "fd64::13", "a": "fd64::12"}
+
+
+def test_a_huge_ipv6_global_range_is_not_enumerated():
+    result = island_gateway_exports([export("a")], ["fd64::/64"], nodes=NODES6, family=6)
+    assert result["egress"] == ["fd64::1"] and vips(result) == {"a": "fd64::2"}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({**export("a"), "vip6": "fd64:ffff::1"}, r"export a has vip6 fd64:ffff::1, outside the cluster's global range fd64::10/124"),
+        ({**export("a"), "vip6": "100.64.0.20"}, r"export a's vip6 is 100\.64\.0\.20, which is not an IPv6 address"),
+        ({**export("a"), "vip": "fd64::12"}, r"export a's vip is fd64::12, which is not an IPv4 address"),
+        ({**export("a"), "vip6": "fd64::11"}, r"export a has vip6 fd64::11, which is an egress address"),
+        ({**export("a", backends=[{"address": "10.0.2.21", "port": 80}]), "vip6": "fd64::13"},
+         r"export a has vip6 fd64::13, but no IPv6 target"),
+    ],
+)
+def test_bad_ipv6_export_names_the_value_and_the_fix(item, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        island_gateway_exports([item], DUAL, nodes=NODES6, family=6)
+
+
+def test_no_ipv6_global_range_is_an_error_in_the_ipv6_family():
+    with pytest.raises(AnsibleFilterError, match=r"hold no IPv6 range"):
+        island_gateway_exports([], ["100.64.0.16/28"], family=6)
+    with pytest.raises(AnsibleFilterError, match=r"family is 5; give 4 or 6"):
+        island_gateway_exports([], DUAL, family=5)

@@ -143,20 +143,20 @@ def test_gateways_in_a_flat_plan():
         network_plan_hosts(FLAT_PLAN, groups, hostvars)
 
 
-def test_island_gateway_for_an_ipv6_cluster():
+def dual_island():
     dual = copy.deepcopy(ISLAND)
     dual["ip_families"] = ["ipv4", "ipv6"]
     for kind, block in (("pods", "fd10::/48"), ("services", "fd20::/108"), ("global", "fd30::/112")):
         dual["pools"][kind]["ipv6"] = [block]
+    return plan_network(dual)
+
+
+def test_island_gateway_for_a_dual_stack_cluster_is_served():
+    """The gateway translates both families (NAT66): a lone gateway of a dual-stack cluster needs nothing more."""
     groups, hostvars = inventory(gateways=["alpha-gw"], gamma=[])
     hostvars["alpha-gw"] = {"gateway_cluster": "alpha"}
-    network_plan_hosts(ISLAND_PLAN, groups, hostvars)  # IPv4 only: served
-    with pytest.raises(
-        AnsibleFilterError,
-        match=r"gateway alpha-gw serves cluster alpha, whose plan has ipv6 \(ip_families \['ipv4', 'ipv6'\]\); "
-        r"the island gateway serves IPv4 only",
-    ):
-        network_plan_hosts(plan_network(dual), groups, hostvars)
+    network_plan_hosts(ISLAND_PLAN, groups, hostvars)
+    network_plan_hosts(dual_island(), groups, hostvars)
 
 
 @pytest.mark.parametrize(
@@ -319,7 +319,10 @@ def test_a_cluster_with_two_gateways_and_its_virtual_addresses_passes():
     [
         ({"gateway_transit_vip": "172.16.0.10"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_internal_vip"),
         ({"gateway_internal_vip": "192.168.10.5"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_transit_vip"),
-        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "fd00::10"}, r"gateway_transit_vip fd00::10 is IPv6"),
+        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "fd00::10"},
+         r"gateway_transit_vip fd00::10 is IPv6; gateway_transit_vip is the IPv4 virtual address"),
+        ({"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "172.16.0.10", "gateway_transit_vip6": "fd00:1::10"},
+         r"cluster alpha is planned without IPv6 \(ip_families \['ipv4'\]\), but its gateways set gateway_transit_vip6"),
         ({"gateway_internal_vip": "gw", "gateway_transit_vip": "172.16.0.10"}, r"gateway_internal_vip 'gw' is not an IP address"),
         ({"gateway_internal_vip": "10.0.0.5", "gateway_transit_vip": "172.16.0.10"},
          r"gateway_internal_vip 10.0.0.5 is outside every node network"),
@@ -352,3 +355,28 @@ def test_a_lone_gateway_may_not_set_virtual_addresses():
     message = r"gateway beta-gw is cluster beta's only gateway but sets gateway_transit_vip 172.16.0.20"
     with pytest.raises(AnsibleFilterError, match=message):
         network_plan_hosts(ISLAND_PLAN, groups, hostvars, node_networks=NETWORKS)
+
+
+DUAL_VIPS = {"gateway_internal_vip": "192.168.10.5", "gateway_transit_vip": "172.16.0.10"}
+
+
+def test_a_dual_stack_cluster_with_two_gateways_and_its_ipv6_virtual_addresses_passes():
+    groups, hostvars = two_gateways(**DUAL_VIPS, gateway_internal_vip6="fd00::5", gateway_transit_vip6="fd00:1::10")
+    network_plan_hosts(dual_island(), groups, hostvars, node_networks=[*NETWORKS, "fd00::/64"])
+
+
+@pytest.mark.parametrize(
+    ("vips", "message"),
+    [
+        ({"gateway_transit_vip6": "fd00:1::10"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_internal_vip6"),
+        ({"gateway_internal_vip6": "fd00::5"}, r"cluster alpha has 2 gateways \(alpha-gw, alpha-gw2\) but no gateway_transit_vip6"),
+        ({"gateway_internal_vip6": "fd00::5", "gateway_transit_vip6": "172.16.0.11"},
+         r"gateway_transit_vip6 172.16.0.11 is IPv4; gateway_transit_vip6 is the IPv6 virtual address"),
+        ({"gateway_internal_vip6": "fd00::11", "gateway_transit_vip6": "fd00:1::10"}, r"fd00::11 is host alpha-cp1's node address"),
+        ({"gateway_internal_vip6": "fd00::5", "gateway_transit_vip6": "fd30::3"}, r"gateway_transit_vip6 fd30::3 is inside cluster"),
+    ],
+)
+def test_bad_ipv6_gateway_virtual_addresses_are_refused(vips, message):
+    groups, hostvars = two_gateways(**DUAL_VIPS, **vips)
+    with pytest.raises(AnsibleFilterError, match=message):
+        network_plan_hosts(dual_island(), groups, hostvars, node_networks=[*NETWORKS, "fd00::/64"])

@@ -1,6 +1,6 @@
-"""Island mode end to end: two clusters with identical ranges, their gateways (two for alpha, highly available; one
-for beta), an external host on transit; alpha's gateways export a LoadBalancer address (MetalLB in L2 mode on alpha's
-one node).
+"""Island mode end to end, dual-stack: two clusters with identical ranges in both families, their gateways (two for
+alpha, highly available; one for beta; both families translated, IPv6 by NAT66), an external host on transit; alpha's
+gateways export a LoadBalancer address (MetalLB in L2 mode on alpha's one node).
 
 Every traffic check starts in a real pod (or on the external host), crosses the real gateways and is answered by a
 real server that reports the client address it saw. Every probe is bounded (connect and idle timeouts, and `timeout`
@@ -35,12 +35,16 @@ REPO = SCENARIO.parents[1]
 WORKLOADS = Path(__file__).with_name("workloads.yml")
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""))
 NODE = {"alpha": "10.223.1.11", "beta": "10.223.2.11"}
-NODE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.223.1.0/24", "10.223.2.0/24")]
+NODE6 = {"alpha": "fd00:223:1::11", "beta": "fd00:223:2::11"}
+NODE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.223.1.0/24", "10.223.2.0/24", "fd00:223:1::/64", "fd00:223:2::/64")]
 EXT = "10.223.0.100"
+EXT6 = "fd00:223::100"
 # Each cluster's next hop on transit: alpha's transit virtual address (its two gateways), beta's gateway.
 GATEWAY_TRANSIT = {"alpha": "10.223.0.10", "beta": "10.223.0.12"}
+GATEWAY_TRANSIT6 = {"alpha": "fd00:223::10", "beta": "fd00:223::12"}
 ALPHA_GATEWAYS = ("alpha-gw", "alpha-gw2")
 ALPHA_INTERNAL_VIP = "10.223.1.10"
+ALPHA_INTERNAL_VIP6 = "fd00:223:1::10"
 # alpha's web-lb export (molecule.yml) targets this LoadBalancer address, port 8080, of alpha's planned range.
 LOAD_BALANCER = "10.223.1.241"
 CAPTURES = {"alpha-gw": "eth1", "alpha-gw2": "eth1", "beta-gw": "eth1", "ext1": "eth0"}
@@ -66,6 +70,49 @@ def in_any(address, networks):
     return any(ipaddress.ip_address(address) in n for n in networks)
 
 
+def ask6(address, port, timeout=3):
+    """scenario.ask over IPv6 (socat needs the address in brackets)."""
+    return f"timeout {timeout + 3} socat -T{timeout} - TCP6:[{address}]:{port},connect-timeout={timeout} </dev/null"
+
+
+def answered(result):
+    """The address a whoami server answered with (socat may bracket an IPv6 address), normalised; None if none."""
+    text = result.stdout.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text)) if result.rc == 0 else None
+    except ValueError:
+        return None
+
+
+def first_answer(run, seconds=30):
+    """Runs run() until a whoami server answers with an address, bounded (the pods' IPv6 listeners and kube-proxy's
+    IPv6 NodePort come up on their own); returns the last result, to be checked by the caller."""
+    results = []
+
+    def answers():
+        results.append(run())
+        return answered(results[-1]) is not None
+
+    wait_for(answers, seconds)
+    return results[-1]
+
+
+def addresses_in(text):
+    """Every IPv6 address in tcpdump's text output (an address may carry its port after a dot, or end a field with ':')."""
+    found = set()
+    for token in re.findall(r"[0-9a-fA-F:.]*:[0-9a-fA-F:.]+", text):
+        token = token.strip(":.,")
+        for candidate in (token, token.rsplit(".", 1)[0]):
+            try:
+                address = ipaddress.ip_address(candidate)
+            except ValueError:
+                continue
+            if address.version == 6:
+                found.add(str(address))
+                break
+    return found
+
+
 @pytest.fixture(scope="module")
 def plan():
     return yaml.safe_load((EPHEMERAL / "network-plan.lock.yml").read_text())["clusters"]
@@ -77,8 +124,9 @@ def vip_lock(cluster):
 
 @pytest.fixture(scope="module")
 def gw():
-    """Egress address and the whoami VIP of each cluster, from the controller's lock."""
-    return {c: {"egress": vip_lock(c)["egress"][0], "vip": vip_lock(c)["vips"]["whoami"]} for c in ("alpha", "beta")}
+    """Egress address and the whoami VIP of each cluster, in both families, from the controller's lock."""
+    return {c: {"egress": vip_lock(c)["egress"][0], "vip": vip_lock(c)["vips"]["whoami"],
+                "egress6": vip_lock(c)["egress6"][0], "vip6": vip_lock(c)["vips6"]["whoami"]} for c in ("alpha", "beta")}
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +179,14 @@ def test_clusters_share_pod_and_service_ranges(plan):
 
 def test_addresses_come_from_each_cluster_global_range(plan, gw):
     for cluster in ("alpha", "beta"):
-        global_range = ipaddress.ip_network(plan[cluster]["global_cidrs"][0])
-        assert ipaddress.ip_address(gw[cluster]["egress"]) == global_range[1], "egress is the first usable address"
-        assert ipaddress.ip_address(gw[cluster]["vip"]) in global_range and gw[cluster]["vip"] != gw[cluster]["egress"]
+        for family, suffix in ((0, ""), (1, "6")):
+            global_range = ipaddress.ip_network(plan[cluster]["global_cidrs"][family])
+            assert global_range.version == 4 + 2 * family, plan[cluster]["global_cidrs"]
+            assert ipaddress.ip_address(gw[cluster]["egress" + suffix]) == global_range[1], "egress is the first usable address"
+            vip = gw[cluster]["vip" + suffix]
+            assert ipaddress.ip_address(vip) in global_range and vip != gw[cluster]["egress" + suffix]
+    # alpha's echo and web-lb exports have IPv4 targets only: they get no IPv6 VIP.
+    assert set(vip_lock("alpha")["vips6"]) == {"whoami"}, vip_lock("alpha")
 
 
 def test_gateway_rules_are_one_table_with_maps_and_default_deny():
@@ -141,6 +194,8 @@ def test_gateway_rules_are_one_table_with_maps_and_default_deny():
         host = lab_host(name)
         table = host.run("nft list table inet archipelago_gateway").stdout
         assert "map exports" in table and "@exports" in table and "@remotes" in table and "@own_networks" in table, name
+        assert "map exports6" in table and "@exports6" in table and "@remotes6" in table and "@own_networks6" in table, name
+        assert "meta nfproto ipv6" not in table, (name, "the dual-stack gateway forwards IPv6 through the same filter")
         assert re.search(r"hook forward priority filter; policy drop;", table), name
         assert re.search(r"hook input priority filter; policy drop;", table), name
         tables = host.run("nft list tables").stdout.splitlines()
@@ -224,6 +279,41 @@ def test_external_host_reaches_no_other_port_of_a_vip_nor_an_egress_address(work
             assert result.rc != 0 and not result.stdout.strip(), (cluster, address, port, result.stdout)
 
 
+def conntrackd_external_cache(name):
+    return lab_host(name).run("conntrackd -C /etc/conntrackd/conntrackd.conf -e").stdout
+
+
+def test_a_pod_in_alpha_reaches_beta_export_over_ipv6_and_the_server_sees_alpha_ipv6_egress(workloads, capture, gw, plan):
+    """NAT66 both ways, through alpha's active gateway (its IPv6 next hops move with the IPv4 ones) and beta's gateway:
+    the pod leaves with its node's IPv6 address (flannel masquerades), alpha's gateway translates it to alpha's IPv6
+    egress address, beta's gateway translates the IPv6 VIP to beta's node; both gateways hold IPv6 conntrack entries,
+    and alpha's backup gateway holds the entry in its conntrackd external cache (IPv6 entries are replicated)."""
+    active = gateway_failover.active_gateway()
+    backup = next(name for name in ALPHA_GATEWAYS if name != active)
+    assert f"via {ALPHA_INTERNAL_VIP6}" in lab_host("alpha-cp1").run(f"ip -6 route show {plan['beta']['global_cidrs'][1]}").stdout
+    result = first_answer(lambda: in_pod("alpha", "client", ask6(gw["beta"]["vip6"], 8080)))
+    assert answered(result) == gw["alpha"]["egress6"], (result.rc, result.stdout, result.stderr)
+    beta_status = lab_host("beta-gw").run("archipelago-gateway-status").stdout
+    translated = rf"src={re.escape(gw['alpha']['egress6'])} dst={re.escape(gw['beta']['vip6'])} .* src={NODE6['beta']} "
+    assert re.search(translated, beta_status), beta_status
+    alpha_status = lab_host(active).run("archipelago-gateway-status").stdout
+    translated = rf"src={NODE6['alpha']} dst={re.escape(gw['beta']['vip6'])} .* dst={re.escape(gw['alpha']['egress6'])} "
+    assert re.search(translated, alpha_status), alpha_status
+    assert wait_for(lambda: f"dst={gw['beta']['vip6']} " in conntrackd_external_cache(backup), 15), conntrackd_external_cache(backup)
+
+
+def test_external_host_reaches_both_clusters_exports_over_ipv6_and_nothing_else(workloads, capture, gw):
+    """ext1 reaches each cluster's whoami export at its IPv6 VIP (alpha's through its active gateway, beta's through its
+    gateway), and the pod sees ext1's own IPv6 address; no other port of an IPv6 VIP answers, nor the egress address."""
+    ext = lab_host("ext1")
+    for cluster in ("alpha", "beta"):
+        result = first_answer(lambda vip=gw[cluster]["vip6"]: ext.run(ask6(vip, 8080)))
+        assert answered(result) == EXT6, (cluster, result.rc, result.stdout, result.stderr)
+        for address, port in ((gw[cluster]["vip6"], 8081), (gw[cluster]["vip6"], 30080), (gw[cluster]["egress6"], 8080)):
+            result = ext.run(ask6(address, port, timeout=2))
+            assert result.rc != 0 and not result.stdout.strip(), (cluster, address, port, result.stdout)
+
+
 def test_transit_capture_holds_no_pod_service_or_node_address(workloads, load_balancer, capture, gw, inside):
     stop_capture()
     time.sleep(1)
@@ -232,11 +322,15 @@ def test_transit_capture_holds_no_pod_service_or_node_address(workloads, load_ba
         text = lab_host(name).run("tcpdump -nr /tmp/transit.pcap 2>/dev/null").stdout
         assert text.strip(), f"the capture on {name} is empty"
         seen |= set(re.findall(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b", text))
+        seen |= addresses_in(text)
+    # Both families: the plan's IPv4 and IPv6 pod and service ranges, and both node networks of each cluster.
+    assert {n.version for n in inside} == {4, 6}, inside
     leaked = sorted(a for a in seen if in_any(a, inside))
     assert not leaked, f"inside addresses on the transit network: {leaked}"
     assert LOAD_BALANCER not in seen and in_any(LOAD_BALANCER, inside)
-    # And the capture did see the translated traffic, the LoadBalancer export's VIP included.
+    # And the capture did see the translated traffic, the LoadBalancer export's VIP and the IPv6 traffic included.
     assert {gw["alpha"]["egress"], gw["beta"]["vip"], load_balancer, EXT} <= seen, sorted(seen)
+    assert {gw["alpha"]["egress6"], gw["beta"]["vip6"], gw["alpha"]["vip6"], EXT6} <= seen, sorted(seen)
 
 
 @pytest.fixture
@@ -248,10 +342,13 @@ def forbidden_routes(plan):
     ext, gateway = lab_host("ext1"), lab_host("beta-gw")
     beta = plan["beta"]
     inside = [beta["pod_cidrs"][0], beta["service_cidrs"][0]]
+    inside6 = [beta["pod_cidrs"][1], beta["service_cidrs"][1]]
     added = []
     try:
         routes = [(ext, c, GATEWAY_TRANSIT["beta"]) for c in [str(NODE_NETWORKS[1]), *inside]]
         routes += [(gateway, c, NODE["beta"]) for c in inside]
+        routes += [(ext, c, GATEWAY_TRANSIT6["beta"]) for c in [str(NODE_NETWORKS[3]), *inside6]]
+        routes += [(gateway, c, NODE6["beta"]) for c in inside6]
         for host, cidr, via in routes:
             assert host.run(f"ip route replace {cidr} via {via}").rc == 0
             added.append((host, cidr, via))
@@ -269,24 +366,31 @@ def forward_dropped(host):
 def test_external_host_reaches_no_node_pod_or_service_address_and_the_filter_is_what_stops_it(workloads, forbidden_routes):
     ext, gateway = lab_host("ext1"), lab_host("beta-gw")
     beta = workloads["beta"]
-    service_ip = kubectl("beta", f"-n {NS} get service whoami -o jsonpath={{.spec.clusterIP}}")
-    targets = [(NODE["beta"], 30080), (NODE["beta"], 30081), (NODE["beta"], 6443), (beta["whoami"]["status"]["podIP"], 8080),
-               (beta["private"]["status"]["podIP"], 8081), (service_ip, 8080)]
-    for address, port in targets:
+    service_ips = kubectl("beta", f"-n {NS} get service whoami -o jsonpath={{.spec.clusterIPs[*]}}").split()
+    pod_ips = [p["ip"] for p in beta["whoami"]["status"]["podIPs"]]
+    assert len(service_ips) == 2 and len(pod_ips) == 2, (service_ips, pod_ips)
+    targets = [(NODE["beta"], 30080), (NODE["beta"], 30081), (NODE["beta"], 6443), (pod_ips[0], 8080),
+               (beta["private"]["status"]["podIP"], 8081), (service_ips[0], 8080)]
+    # The same over IPv6: the node's NodePort and API port, the whoami pod and its Service.
+    targets6 = [(NODE6["beta"], 30080), (NODE6["beta"], 6443), (pod_ips[1], 8080), (service_ips[1], 8080)]
+    for address, port in targets + targets6:
         before = forward_dropped(gateway)
-        result = ext.run(ask(address, port, timeout=2))
+        result = ext.run((ask6 if ":" in address else ask)(address, port, timeout=2))
         assert result.rc != 0 and not result.stdout.strip(), (address, port, result.stdout)
         assert forward_dropped(gateway) > before, f"the probe to {address}:{port} was not dropped by beta-gw's forward filter"
-    # The control: one rule that lets the external host through, and every probe connects.
+    # The control: one rule per family that lets the external host through, and every probe connects.
     rule = f"ip saddr {EXT} ip daddr {{ {', '.join(sorted({a for a, _ in targets}))} }} accept"
+    rule6 = f"ip6 saddr {EXT6} ip6 daddr {{ {', '.join(sorted({a for a, _ in targets6}))} }} accept"
     try:
         assert gateway.run(f"nft insert rule inet archipelago_gateway forward {rule}").rc == 0
-        for address, port in targets:
-            result = ext.run(ask(address, port, timeout=2))
+        assert gateway.run(f"nft insert rule inet archipelago_gateway forward {rule6}").rc == 0
+        for address, port in targets + targets6:
+            result = ext.run((ask6 if ":" in address else ask)(address, port, timeout=2))
             assert result.rc == 0, f"{address}:{port} is unreachable even without the filter: {result.stderr}"
     finally:
         assert gateway.run(f"systemctl reload {UNIT}").rc == 0
-    assert EXT not in gateway.run("nft list chain inet archipelago_gateway forward").stdout, "the control rule is still there"
+    forward = gateway.run("nft list chain inet archipelago_gateway forward").stdout
+    assert EXT not in forward and EXT6 not in forward, "the control rules are still there"
 
 
 def run_gateways(extra=None):
@@ -444,24 +548,37 @@ def test_load_balancer_export_outside_the_planned_range_is_refused_before_any_ch
     assert {name: lab_host(name).file(RULES).sha256sum for name in ALPHA_GATEWAYS} == alpha
 
 
-@pytest.mark.parametrize(
-    ("exports", "message"),
-    [
-        ([{"name": "bad", "port": 8081, "node_port": 30081, "vip": "100.64.200.1"}], "outside the cluster's global range"),
-        ([{"name": "bad1", "port": 8081, "node_port": 30081, "vip": "100.64.0.25"},
-          {"name": "bad2", "port": 8081, "node_port": 30080, "vip": "100.64.0.25"}], "exports bad1 and bad2 both use 100.64.0.25:8081/tcp"),
-        ([{"name": "bad", "port": 8080, "node_port": 30081, "vip": "__WHOAMI_VIP__"}], "which export whoami already holds"),
-        ([{"name": "bad", "port": 8081, "node_port": 8081}], "outside the NodePort range 30000-32767"),
-    ],
-)
-def test_bad_export_is_refused_before_any_change(exports, message, gw):
-    beta = lab_host("beta-gw")
-    rules = beta.file(RULES).sha256sum
-    exports = [{k: (gw["beta"]["vip"] if v == "__WHOAMI_VIP__" else v) for k, v in e.items()} for e in exports]
-    rc, changed, text = run_gateways(exports)
-    assert rc != 0 and message in text, text[-2000:]
-    assert not changed.get("beta-gw"), changed
-    assert beta.file(RULES).sha256sum == rules
+BAD_EXPORTS = [
+    # (beta's bad exports, its message; alpha's bad exports, their message): one run refuses both, each on its own hosts.
+    ([{"name": "bad", "port": 8081, "node_port": 30081, "vip": "100.64.200.1"}],
+     "export bad has vip 100.64.200.1, outside the cluster's global range 100.64.0.16/28",
+     [{"name": "bad6", "port": 8081, "node_port": 30081, "vip6": "fd64:ffff::1"}],
+     "export bad6 has vip6 fd64:ffff::1, outside the cluster's global range fd64::/124"),
+    ([{"name": "bad1", "port": 8081, "node_port": 30081, "vip": "100.64.0.25"},
+      {"name": "bad2", "port": 8081, "node_port": 30080, "vip": "100.64.0.25"}], "exports bad1 and bad2 both use 100.64.0.25:8081/tcp",
+     [{"name": "bad6", "port": 8081, "backends": [{"address": NODE6["alpha"], "port": 8080}], "vip6": "100.64.0.5"}],
+     "export bad6's vip6 is 100.64.0.5, which is not an IPv6 address"),
+    ([{"name": "bad", "port": 8081, "node_port": 8081}], "outside the NodePort range 30000-32767",
+     [{"name": "bad", "port": 8080, "node_port": 30081, "vip6": "__WHOAMI_VIP6__"}], "which export whoami already holds"),
+]
+
+
+@pytest.mark.parametrize(("beta_exports", "beta_message", "alpha_exports", "alpha_message"), BAD_EXPORTS)
+def test_bad_export_is_refused_before_any_change(beta_exports, beta_message, alpha_exports, alpha_message, gw):
+    """Two refusals per run: beta's gateway gets one bad export, both of alpha's gateways another (host exports, the same
+    on both); each gateway fails with its own message at validation, and no gateway changes."""
+    gateways = (*ALPHA_GATEWAYS, "beta-gw")
+    rules = {name: lab_host(name).file(RULES).sha256sum for name in gateways}
+    alpha_exports = [{k: (gw["alpha"]["vip6"] if v == "__WHOAMI_VIP6__" else v) for k, v in e.items()} for e in alpha_exports]
+    rc, changed, text = run_playbook(SCENARIO / "gateways.yml", {"island_test_exports": beta_exports,
+                                                                  "island_test_alpha_exports": alpha_exports})
+    assert rc != 0, text[-2000:]
+    failures = {line.split(":", 1)[0]: line for line in text.splitlines() if line.split(":", 1)[0] in gateways}
+    assert beta_message in failures.get("beta-gw", ""), text[-3000:]
+    for name in ALPHA_GATEWAYS:
+        assert alpha_message in failures.get(name, ""), (name, text[-3000:])
+    assert not any(changed.get(name) for name in gateways), changed
+    assert {name: lab_host(name).file(RULES).sha256sum for name in gateways} == rules
 
 
 def cross_cluster_ok(gw):
@@ -506,8 +623,13 @@ def test_one_alpha_gateway_holds_both_virtual_addresses_and_the_routes_use_them(
         assert host.service("keepalived").is_running and host.service("conntrackd").is_running, name
         holds = host.run(f"ip -o -4 address show to {GATEWAY_TRANSIT['alpha']}").stdout.strip() != ""
         assert holds == (name == active), (name, active, "the transit address must move with the internal one")
+        # The IPv6 next hops are in the same VRRP instance (excluded from its advertisements): they move together.
+        holds6 = [host.run(f"ip -o -6 address show to {a}").stdout.strip() != "" for a in (ALPHA_INTERNAL_VIP6, GATEWAY_TRANSIT6["alpha"])]
+        assert holds6 == [name == active] * 2, (name, active, holds6)
     assert f"via {ALPHA_INTERNAL_VIP}" in lab_host("alpha-cp1").run(f"ip route show {plan['beta']['global_cidrs'][0]}").stdout
     assert f"via {GATEWAY_TRANSIT['alpha']}" in lab_host("ext1").run(f"ip route show {plan['alpha']['global_cidrs'][0]}").stdout
+    assert f"via {GATEWAY_TRANSIT6['alpha']}" in lab_host("ext1").run(f"ip -6 route show {plan['alpha']['global_cidrs'][1]}").stdout
+    assert f"via {GATEWAY_TRANSIT6['beta']}" in lab_host(active).run(f"ip -6 route show {plan['beta']['global_cidrs'][1]}").stdout
 
 
 @pytest.fixture
