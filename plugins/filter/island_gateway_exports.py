@@ -14,7 +14,7 @@ author: Archipelago
 version_added: "0.1.0"
 short_description: Assign a gateway's egress addresses and export VIPs from its cluster's global range
 description:
-  - One call serves one IP family (O(family)): the cluster's global ranges, node addresses, backends and
+  - One call serves one IP family, O(family). The cluster's global ranges, node addresses, backends and
     LoadBalancer ranges of that family are used, the others ignored. An export is served on a family when it has a
     target of that family (node addresses of that family for a C(node_port), backends or a C(load_balancer) address of
     that family); its fixed VIP is C(vip) for IPv4 and C(vip6) for IPv6.
